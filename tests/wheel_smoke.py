@@ -28,4 +28,9 @@ with tempfile.TemporaryDirectory() as d:
     syn.save(out)
     back = synset_mod.SynSet.load(out)
     assert torch.equal(back.images, syn.images) and torch.equal(back.labels, syn.labels)
+# distilling a tiny set with a real method (distribution matching), from the installed package
+dm = need("ddbook.dm")
+dist, hist = dm.distill_dm(data, ipc=2, iterations=3, batch_real=4, model_kwargs={"width": 4}, progress=False)
+assert tuple(dist.images.shape) == (6, 1, 8, 8) and dist.meta["method"] == "dm" and len(hist.losses) == 3
+assert not torch.equal(dist.images, syn.images) and bool(torch.isfinite(dist.images).all())
 print("OK wheel_smoke")
