@@ -27,7 +27,7 @@ APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 PIP_NOISE := is ignored: it is neither a file nor a directory
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-export MPLBACKEND := Agg
+unexport MPLBACKEND  # the notebooks' kernels must use the inline backend, or no figure reaches the book
 export PIP_PROGRESS_BAR := off
 
 .PHONY: all test setup check-book clean help

@@ -42,13 +42,15 @@ def unroll(net: nn.Module,
            lrs,                          # one lr per step (1-D tensor), or one shared lr (0-d tensor or float)
            batches: list,                # index tensors into x_syn, one per step
            create_graph: bool = True,    # differentiable in x_syn and lrs (False: plain training, detached)
+           augment=None,                 # `augment(x, t)` applied to step t's batch (e.g. DSA seeded per step), or None
            ) -> dict:
     "The weights after `len(batches)` SGD steps from `params`, step t on `x_syn[batches[t]]` with lr `lrs[t]`."
     lrs = torch.as_tensor(lrs, device=x_syn.device)
     if lrs.dim() > 1 or (lrs.dim() == 1 and len(lrs) != len(batches)):
         raise ValueError(f"lrs must be one value or one per step: got shape {tuple(lrs.shape)} for {len(batches)} steps")
     for t, idx in enumerate(batches):
-        params = sgd_step(net, params, x_syn[idx], y_syn[idx], lrs[t] if lrs.dim() else lrs, create_graph)
+        x = x_syn[idx] if augment is None else augment(x_syn[idx], t)
+        params = sgd_step(net, params, x, y_syn[idx], lrs[t] if lrs.dim() else lrs, create_graph)
     return params
 
 # %% ../nbs/dd.ipynb #920e4b70

@@ -63,6 +63,7 @@ def distill_loop(step: Callable,             # step(it, g) -> 0-d loss tensor; d
                  eval_every: int = 0,        # iterations between evaluations (0: none)
                  evaluate: Callable | None = None,  # SynSet -> EvalResult
                  hint: str = "the image learning rate (lr_img) is too high",
+                 check: Callable | None = None,  # () -> None, or a message saying what went wrong (e.g. a collapsed lr)
                  progress: bool = True,
                  ) -> History:
     "Run `iterations` of `step` with progress, NaN guard, checkpoints and periodic evaluation; returns the `History`."
@@ -81,7 +82,7 @@ def distill_loop(step: Callable,             # step(it, g) -> 0-d loss tensor; d
         loss = step(it, g)
         hist.losses.append(loss.detach())
         if (it + 1) % check_every == 0 or it + 1 == iterations:
-            _guard(loss, params, good, good_it, it, to_synset, out_dir, hint)
+            _guard(loss, params, good, good_it, it, to_synset, out_dir, hint, check)
             good = {k: v.detach().clone() for k, v in params.items()}; good_it = it + 1
             hist.losses = [float(l) for l in hist.losses]
             bar.set_postfix(loss=f"{hist.losses[-1]:.4g}", refresh=False)
@@ -95,12 +96,14 @@ def distill_loop(step: Callable,             # step(it, g) -> 0-d loss tensor; d
     return hist
 
 # %% ../nbs/distill.ipynb #10446a0d
-def _guard(loss, params, good, good_it, it, to_synset, out_dir, hint):
-    "Raise (after restoring and saving the last good state) if the loss or a learned tensor is not finite."
+def _guard(loss, params, good, good_it, it, to_synset, out_dir, hint, check=None):
+    "Raise (after restoring and saving the last good state) if the loss or a learned tensor is not finite, or `check` objects."
     bad = [k for k, v in params.items() if not bool(torch.isfinite(v).all())]
     try:
         check_finite(loss, f"the loss at iteration {it}", hint)
         if bad: raise FloatingPointError(f"{', '.join(bad)} became non-finite at iteration {it}; likely cause: {hint}")
+        msg = check() if check is not None else None
+        if msg: raise FloatingPointError(f"at iteration {it}: {msg}")
     except FloatingPointError as e:
         with torch.no_grad():
             for k, v in params.items(): v.copy_(good[k])

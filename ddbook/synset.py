@@ -65,7 +65,8 @@ def _class_counts(s: SynSet) -> torch.Tensor:
     return torch.bincount(s.hard_labels.cpu(), minlength=s.num_classes)
 
 def _ipc(self) -> int:
-    "Images per class; a `ValueError` if the classes differ in size."
+    "Images per class (a soft-label set's from its meta: learned labels may change their argmax); a `ValueError` if the classes differ in size."
+    if self.soft and "ipc" in self.meta: return int(self.meta["ipc"])
     counts = _class_counts(self)
     if not bool((counts == counts[0]).all()):
         raise ValueError(f"classes have different sizes {counts.tolist()}: IPC is not defined")

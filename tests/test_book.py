@@ -106,6 +106,14 @@ WAIT_IMAGES = """async () => {
   return imgs.map(i => ({src: i.currentSrc.slice(0, 120), w: i.naturalWidth}));
 }"""
 
+def drawing_cells(doc: str) -> int:
+    "How many shown code cells of the source notebook draw a matplotlib figure."
+    nb = ROOT / f"{doc}.ipynb"
+    if not nb.exists(): return 0
+    cells = json.loads(nb.read_text())["cells"]
+    return sum(c["cell_type"] == "code" and not REMOVED.intersection(c.get("metadata", {}).get("tags", []))
+               and re.search(r"plt\.(subplots|figure)\(", "".join(c["source"])) is not None for c in cells)
+
 @pytest.mark.parametrize("doc", toc_docs())
 def test_chapter_page(site, browser, doc):
     html = HTML / f"{doc}.html"
@@ -126,6 +134,8 @@ def test_chapter_page(site, browser, doc):
     broken = [i["src"] for i in imgs if i["w"] == 0]
     assert not broken, f"{doc}: images that did not load: {broken}"
     want = expected_images(doc)
+    assert want >= drawing_cells(doc), (f"{doc}: {drawing_cells(doc)} cells draw figures but the executed notebook has {want} "
+                                        "image outputs (a kernel with MPLBACKEND=Agg shows no inline figures)")
     assert len(imgs) >= want, f"{doc}: the notebook has {want} image outputs but the page shows {len(imgs)} images"
     assert not problems, f"{doc}: " + "; ".join(problems)
     print(f"{doc}: {mj['math']} math ({mj.get('containers', 0)} typeset), {len(imgs)} images loaded (notebook: {want})")

@@ -1,5 +1,7 @@
 """The book's table of contents and the notebooks agree: every chapter listed exists, every notebook is listed."""
 from pathlib import Path
+import json
+
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,3 +33,9 @@ def test_config_executes_and_serves_local_mathjax():
     assert "_assets" in cfg["sphinx"]["config"]["html_static_path"]
     # With a root _static/ folder, Jupyter Book would add every MathJax .js file to every page (see _config.yml).
     assert not (ROOT / "_static").exists(), "remove the root _static/ folder: use _assets/ (see _config.yml)"
+
+def test_every_notebook_names_its_kernel():
+    "papermill refuses a notebook without a kernelspec (`No kernel name found in notebook`)."
+    missing = [p.name for p in sorted((ROOT / "nbs").glob("*.ipynb"))
+               if not json.loads(p.read_text()).get("metadata", {}).get("kernelspec", {}).get("name")]
+    assert not missing, f"notebooks without metadata.kernelspec.name (papermill needs it): {missing}"

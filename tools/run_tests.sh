@@ -5,7 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-export MPLBACKEND=Agg PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1
+unset MPLBACKEND  # with Agg the notebooks' kernels would show no inline figures (and the book none)
 unset IN_TEST  # each step sets it where it wants the smoke scale
 # The smoke-scale book goes to its own folder so `make test` never overwrites the default-scale book of `make all`.
 SMOKE_OUT=_build/smoke
