@@ -19,7 +19,7 @@ import torch
 
 # %% auto #0
 __all__ = ['UnknownNameError', 'Registry', 'get_device', 'make_generator', 'seeded', 'atomic_write_bytes', 'save_torch_atomic',
-           'save_json_atomic', 'check_finite', 'in_test', 'PhaseTimer']
+           'save_json_atomic', 'check_finite', 'in_test', 'nearest', 'PhaseTimer']
 
 # %% ../nbs/core.ipynb #42daf6af
 class UnknownNameError(KeyError):
@@ -105,6 +105,10 @@ def check_finite(value, what: str = "loss", hint: str = "lower the learning rate
 def in_test() -> bool:
     "True when running under the test suite (`nbdev_test` sets `IN_TEST`)."
     return bool(os.environ.get("IN_TEST"))
+
+def nearest(table: dict, key: int):
+    "`table[key]`, or the entry of the nearest listed key (ties go to the smaller): the book's rule for unlisted IPCs."
+    return table[min(table, key=lambda k: (abs(k - key), k))]
 
 class PhaseTimer(dict):
     "Wall seconds per named phase: `with timer('distill'): ...` adds to `timer['distill']`."

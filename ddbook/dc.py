@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .augment import draw_seed
-from .core import Registry, seeded
+from .core import Registry, nearest, seeded
 from .data import ClassPools, ImageData
 from .distill import History, distill_loop, init_synset
 from .models import get_model
@@ -51,7 +51,7 @@ LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: 
 def get_loops(ipc: int) -> tuple[int, int]:
     "(outer_loop, inner_loop) for `ipc`: the paper's entry, else that of the nearest listed IPC (ties: the smaller)."
     if ipc < 1: raise ValueError(f"ipc must be at least 1, got {ipc}")
-    return LOOPS[min(LOOPS, key=lambda k: (abs(k - ipc), k))]
+    return nearest(LOOPS, ipc)
 
 # %% ../nbs/dc.ipynb #90b993d9
 def bn_layers(net: nn.Module) -> list:
