@@ -49,8 +49,8 @@ class _ReverseUnroll(torch.autograd.Function):
         step = lambda w, n, xs, ys, a, g: flatten_params(sgd_step(
             net, unflatten_params(w, like), xs[batches[n]] if augment is None else augment(xs[batches[n]], n),
             ys[batches[n]], a, create_graph=g))
-        ws = [w0.detach()]
-        for n in range(len(batches)): ws.append(step(ws[-1], n, x, y, lr, False))
+        ws, xd, yd, lrd = [w0.detach()], x.detach(), y.detach(), lr.detach()  # no graph to the inputs in this pass
+        for n in range(len(batches)): ws.append(step(ws[-1], n, xd, yd, lrd, False))
         ctx.save_for_backward(x, y, lr)
         ctx.ws, ctx.step = ws[:-1], step
         return ws[-1]
@@ -84,7 +84,7 @@ def student_unroll(net: nn.Module,             # the architecture (its own weigh
                    grad_mode: str = "reverse", # "reverse": exact, constant memory in N; "unroll": autograd through all steps
                    ) -> torch.Tensor:
     "The student's flat weights after one SGD step per batch from `w0`, differentiable in x_syn, y_syn and lr."
-    like = params_of(net)
+    like = params_of(net, detach=False)   # names and shapes only: no copy of the weights per call
     if grad_mode == "unroll":
         return flatten_params(unroll(net, unflatten_params(w0.detach(), like), x_syn, y_syn, lr, batches, augment=augment))
     if grad_mode == "reverse":

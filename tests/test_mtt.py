@@ -76,7 +76,7 @@ def test_reverse_walk_keeps_the_trajectory_term():
         out = student_unroll(net, ws[n], x, y, lr, [b], grad_mode="unroll")
         approx += torch.autograd.grad(out, x, grad_outputs=a)[0]
     cos = float(F.cosine_similarity(exact.flatten(), approx.flatten(), dim=0))
-    assert cos < 0.9999, cos   # not the same gradient
+    assert cos < 0.9, cos      # not the same gradient (cosine 0.76 here)
 
 
 def test_unknown_grad_mode_is_refused(quadrants, store):
