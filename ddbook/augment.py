@@ -195,27 +195,39 @@ def crop_flip(x: torch.Tensor,              # images [N, C, H, W]
 # %% ../nbs/augment.ipynb #651e9461
 AUGMENTS = Registry("augmentation")
 
-def get_augment(name: str,  # "none", "dsa" or "crop_flip"
-                **kw) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:  # options of that augmentation
-    "A training-loop augmentation `aug(x, generator) -> x` (per-sample draws; `generator` is a CPU generator)."
+def get_augment(name: str,  # "none", "dsa", "crop_flip" or "combined"
+                **kw) -> Callable:  # options of that augmentation
+    "A training-loop augmentation `aug(x, generator, idx=None) -> x` (per-sample draws; `generator` is a CPU generator)."
     return AUGMENTS.get(name)(**kw)
 
 # %% ../nbs/augment.ipynb #c41dad42
 @AUGMENTS.register("none")
 def _no_augment():
     "No augmentation."
-    def aug(x, generator): return x
+    def aug(x, generator, idx=None): return x
     return aug
 
 @AUGMENTS.register("dsa")
 def _dsa_augment(strategy: str = DSA_STRATEGY, params: DSAParams = DSAParams(), mode: str = "S"):
     "DSA with per-sample draws; the call's seed comes from the CPU generator."
     parse_strategy(strategy)
-    def aug(x, generator): return dsa(x, strategy, draw_seed(generator), params, siamese=False, mode=mode)
+    def aug(x, generator, idx=None): return dsa(x, strategy, draw_seed(generator), params, siamese=False, mode=mode)
     return aug
 
 @AUGMENTS.register("crop_flip")
 def _crop_flip_augment(pad: int = 4, flip: bool = True):
     "Random crop of the zero-padded image and horizontal flip, per sample."
-    def aug(x, generator): return crop_flip(x, make_generator(draw_seed(generator), x.device), pad, flip)
+    def aug(x, generator, idx=None): return crop_flip(x, make_generator(draw_seed(generator), x.device), pad, flip)
+    return aug
+
+@AUGMENTS.register("combined")
+def _combined_augment(distilled: torch.Tensor,            # bool [N] over the training set: True for a distilled image
+                      strategy: str = DSA_STRATEGY, params: DSAParams = DSAParams(), pad: int = 4, flip: bool = True):
+    "SelMatch's evaluation: DSA on the distilled images, crop (+ flip) on the real ones; needs the batch's `idx`."
+    dsa_aug, plain = _dsa_augment(strategy, params), _crop_flip_augment(pad, flip)
+    def aug(x, generator, idx=None):
+        if idx is None: raise ValueError("the 'combined' augmentation needs the batch's row indices: call aug(x, generator, idx)")
+        m = distilled.to(x.device)[idx]
+        out = plain(x, generator)
+        return torch.where(m[:, None, None, None], dsa_aug(x, generator), out) if bool(m.any()) else out
     return aug

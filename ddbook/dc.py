@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .augment import draw_seed
 from .core import Registry, nearest, seeded
 from .data import ClassPools, ImageData
-from .distill import History, distill_loop, init_synset
+from .distill import History, distill_loop, init_synset, step_frozen
 from .models import get_model
 from .synset import SynSet, make_meta
 from .train import model_kwargs_for, train_model
@@ -81,8 +81,10 @@ def match_loss(net: nn.Module,
                batch_real: int,             # real images per class and step
                generator: torch.Generator,  # a CPU generator: real batches and augmentation seeds
                distance: str = "ours",      # a name in DISTANCES
-               augment=None) -> torch.Tensor:  # `augment(x, seed)` applied to both batches with one seed, or None
-    "Σ_c D(∇θ ℓ(real_c), ∇θ ℓ(syn_c)) for the current `net`, differentiable in `x_syn`."
+               augment=None,                # `augment(x, seed)` applied to both batches with one seed, or None
+               sizes: tuple = (),           # MDC: also match the first k images of every class, for each k here
+               ) -> torch.Tensor:
+    "Σ_c D(∇θ ℓ(real_c), ∇θ ℓ(syn_c)) (+ Σ_k D(∇θ ℓ(real_c), ∇θ ℓ(syn_c[:k]))) for the current `net`, differentiable in `x_syn`."
     dist = DISTANCES.get(distance)
     loss = x_syn.new_zeros(())
     for c in range(pools.num_classes):
@@ -91,7 +93,7 @@ def match_loss(net: nn.Module,
             seed = draw_seed(generator)
             x_real, xs = augment(x_real, seed), augment(xs, seed)
         g_real = [g.detach() for g in class_grad(net, x_real, c)]
-        loss = loss + dist(g_real, class_grad(net, xs, c, create_graph=True))
+        for k in (ipc, *sizes): loss = loss + dist(g_real, class_grad(net, xs[:k], c, create_graph=True))
     return loss
 
 # %% ../nbs/dc.ipynb #c31cf606
@@ -114,6 +116,7 @@ def distill_dc(data: ImageData,                # any dataset (its device is used
                config: dict | None = None,     # extra settings to record (and to fingerprint checkpoints with)
                seed: int = 0,
                out_dir=None,                   # checkpoints (and the last good set on a NaN) go here
+               multisize=None,                 # an `ddbook.mdc.Multisize`: adds the most learnable subset's loss (MDC)
                **loop_kw) -> tuple[SynSet, History]:  # distill_loop options: eval_every, evaluate, progress, ...
     "Condense `data` to `ipc` images per class by gradient matching; returns the set and the run's `History`."
     i, dev, K = data.info, data.x_train.device, data.info.num_classes
@@ -128,15 +131,18 @@ def distill_dc(data: ImageData,                # any dataset (its device is used
     opt = torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5)
     cfg = dict(dataset=i.name, ipc=ipc, model=model, model_kwargs=kw, iterations=iterations, lr_img=lr_img,
                lr_net=lr_net, batch_real=batch_real, batch_train=batch_train, outer_loop=outer_loop,
-               inner_loop=inner_loop, init=init, distance=distance, **(config or {}))
+               inner_loop=inner_loop, init=init, distance=distance, **(multisize.config if multisize else {}), **(config or {}))
+    params = {"images": x_syn, **({"multisize": multisize.state} if multisize else {})}
 
     def step(it, g):
         with seeded(int(torch.randint(2**31, (1,), generator=g))): net = make_net()
-        total = x_syn.new_zeros(())
+        total, sizes = x_syn.new_zeros(()), ()
         for o in range(outer_loop):
             if uses_bn: freeze_bn(net, torch.cat([pools.sample(c, 16, g) for c in range(K)]))
-            loss = match_loss(net, pools, x_syn, ipc, batch_real, g, distance, augment)
-            opt.zero_grad(set_to_none=True); loss.backward(inputs=[x_syn]); opt.step()
+            if multisize and o == 0: sizes = multisize.sizes(it, x_syn)
+            loss = match_loss(net, pools, x_syn, ipc, batch_real, g, distance, augment, sizes)
+            opt.zero_grad(set_to_none=True); loss.backward(inputs=[x_syn])
+            step_frozen(opt, x_syn, multisize.frozen() if multisize else None)
             total = total + loss.detach()
             if o < outer_loop - 1:
                 train_model(net, x_syn.detach(), y_syn, inner_loop, lr_net, momentum=0.0, weight_decay=0.0,
@@ -147,6 +153,6 @@ def distill_dc(data: ImageData,                # any dataset (its device is used
     to_synset = lambda: SynSet(x_syn.detach().clone(), y_syn.clone(), zca=zca,
                                meta=make_meta(data, method, ipc, model=model, model_kwargs=kw, config=cfg, seed=seed))
     hint = "lr_img is too high and the synthetic images diverged; lower it (e.g. 10x)"
-    hist = distill_loop(step, {"images": x_syn}, [opt], iterations, to_synset, seed, out_dir, {"method": method, **cfg},
+    hist = distill_loop(step, params, [opt], iterations, to_synset, seed, out_dir, {"method": method, **cfg},
                         hint=hint, **loop_kw)
     return to_synset(), hist

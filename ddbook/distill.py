@@ -20,7 +20,7 @@ from .data import ImageData
 from .synset import SynSet, check_ipc, make_meta, random_synset
 
 # %% auto #0
-__all__ = ['init_synset', 'History', 'config_fingerprint', 'distill_loop']
+__all__ = ['init_synset', 'init_from', 'init_label', 'History', 'config_fingerprint', 'distill_loop', 'step_frozen']
 
 # %% ../nbs/distill.ipynb #449f0787
 def init_synset(data: ImageData,     # the real data (its device is used)
@@ -37,6 +37,22 @@ def init_synset(data: ImageData,     # the real data (its device is used)
     y = torch.arange(data.info.num_classes, device=x.device).repeat_interleave(ipc)
     return x.detach().clone().requires_grad_(True), y
 
+# %% ../nbs/distill.ipynb #909fa1c9
+def init_from(data: ImageData, ipc: int,
+              x_init: torch.Tensor,   # initial images [K*ipc, C, H, W], grouped by class
+              ) -> tuple:
+    "`x_init` as learnable images on the data's device (a leaf with grad) and their labels, like `init_synset`."
+    i = data.info
+    want = (i.num_classes * ipc, i.channels, *i.im_size)
+    if tuple(x_init.shape) != want:
+        raise ValueError(f"x_init has shape {tuple(x_init.shape)}, expected {want} ({i.num_classes} classes x ipc={ipc}, grouped by class)")
+    y = torch.arange(i.num_classes, device=data.x_train.device).repeat_interleave(ipc)
+    return x_init.detach().clone().to(data.x_train.device).requires_grad_(True), y
+
+def init_label(x_init: torch.Tensor) -> str:
+    "A short name of a given initial set for a run's configuration (a checksum of its values)."
+    return f"given ({float(x_init.detach().double().abs().sum()):.6g})"
+
 # %% ../nbs/distill.ipynb #29696a74
 @dataclass
 class History:
@@ -51,7 +67,7 @@ def config_fingerprint(config: dict) -> str:
 
 # %% ../nbs/distill.ipynb #75de53f2
 def distill_loop(step: Callable,             # step(it, g) -> 0-d loss tensor; does the method's update itself
-                 params: dict,               # name -> learned tensor (updated in place by the optimisers)
+                 params: dict,               # name -> learned tensor (updated in place by the optimisers), or any state tensor to checkpoint
                  optimizers: list,           # torch optimisers (their state is checkpointed)
                  iterations: int,
                  to_synset: Callable,        # () -> SynSet of the current state
@@ -124,3 +140,15 @@ def _restore(c, params, optimizers, g, hist) -> int:
     g.set_state(c["generator"])
     hist.losses, hist.evals, hist.seconds = list(c["losses"]), [tuple(e) for e in c["evals"]], c["seconds"]
     return int(c["iteration"])
+
+# %% ../nbs/distill.ipynb #28efbdc8
+def step_frozen(opt: torch.optim.Optimizer,       # the optimiser of `x`
+                x: torch.Tensor,                  # the learned images [N, ...]
+                frozen: torch.Tensor | None = None,  # bool [N]: rows to keep as they are; None: none
+                ):
+    "`opt.step()`, leaving the rows of `x` where `frozen` is True exactly as they were."
+    if frozen is None or not bool(frozen.any()): return opt.step()
+    with torch.no_grad():
+        keep = x[frozen].clone()
+        opt.step()
+        x[frozen] = keep

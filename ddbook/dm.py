@@ -11,7 +11,7 @@ import torch.nn as nn
 from .augment import default_strategy, draw_seed, dsa, parse_strategy
 from .core import seeded
 from .data import ImageData
-from .distill import History, distill_loop, init_synset
+from .distill import History, distill_loop, init_from, init_label, init_synset, step_frozen
 from .models import get_model
 from .synset import SynSet, make_meta
 from .train import model_kwargs_for
@@ -79,13 +79,17 @@ def dm_backward(net: nn.Module, x_real: torch.Tensor, y_real: torch.Tensor,
                 x_syn: torch.Tensor,         # a leaf with requires_grad; its `.grad` is accumulated into
                 y_syn: torch.Tensor, num_classes: int, strategy: str | None = None, seed: int = 0,
                 chunk: int = 0,              # images per `embed` call; 0: one call per set, no extra forward
+                subsets: list | None = None, # bool row masks of subsets whose own loss is added (MDC); None: none
                 ) -> torch.Tensor:
     "The DM loss (detached) with its gradient accumulated into `x_syn.grad`, embedding `chunk` images at a time."
     mu_real = embed_means(net, x_real, y_real, num_classes, strategy, seed, chunk)
     if not chunk or len(x_syn) <= chunk:  # the synthetic set in one call: plain backward
-        loss = ((mu_real - class_means(net.embed(_augment(x_syn, strategy, seed)), y_syn, num_classes)) ** 2).sum()
+        f = net.embed(_augment(x_syn, strategy, seed))
+        loss = ((mu_real - class_means(f, y_syn, num_classes)) ** 2).sum()
+        for m in subsets or []: loss = loss + ((mu_real - class_means(f[m], y_syn[m], num_classes)) ** 2).sum()
         loss.backward()
         return loss.detach()
+    if subsets: raise ValueError("chunk cannot be combined with subset losses (MDC); set chunk=0")
     diff = embed_means(net, x_syn, y_syn, num_classes, strategy, seed, chunk) - mu_real
     grad_f = 2 * diff / torch.bincount(y_syn, minlength=num_classes).clamp_min(1)[:, None].to(diff.dtype)
     for i in range(0, len(x_syn), chunk):
@@ -109,18 +113,26 @@ def distill_dm(data: ImageData,                # the real data (its device is us
                protocol=None,                  # an EvalProtocol, or any (set, data, seed, device) -> EvalResult
                progress: bool = True,
                checkpoint_every: float = 300.0,  # seconds between checkpoints
+               x_init: torch.Tensor | None = None,  # initial images [K*ipc, C, H, W], grouped by class (SelMatch); None: `init`
+               frozen: torch.Tensor | None = None,  # bool [K*ipc]: images kept as they are (SelMatch's partial update)
+               multisize=None,                 # an `ddbook.mdc.Multisize`: adds the most learnable subset's loss (MDC)
+               method: str = "dm",             # recorded in the set's meta
+               config: dict | None = None,     # extra settings to record (and to fingerprint checkpoints with)
                ) -> tuple[SynSet, History]:
     "Distil `data` into `ipc` images per class by distribution matching; returns the set and the run's `History`."
     info, dev = data.info, data.x_train.device
     strategy = default_strategy(info.name) if dsa_strategy == "default" else dsa_strategy
     if strategy not in (None, "none"): parse_strategy(strategy)  # an unknown operation fails here, not mid-run
     mk = model_kwargs_for(model, model_kwargs or {})
-    x_syn, y_syn = init_synset(data, ipc, init, seed)
+    x_syn, y_syn = init_synset(data, ipc, init, seed) if x_init is None else init_from(data, ipc, x_init)
     pools, K = data.pools(), info.num_classes
     y_real = torch.arange(K, device=dev).repeat_interleave(batch_real)
     opt = torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5)
-    config = dict(method="dm", dataset=info.name, ipc=ipc, iterations=iterations, lr_img=lr_img, batch_real=batch_real,
-                  model=model, model_kwargs=mk, init=init, dsa_strategy=strategy, seed=seed, chunk=chunk)
+    rank = torch.arange(len(x_syn), device=dev) % ipc   # position of every image within its class
+    config = dict(method=method, dataset=info.name, ipc=ipc, iterations=iterations, lr_img=lr_img, batch_real=batch_real,
+                  model=model, model_kwargs=mk, init=init if x_init is None else init_label(x_init), dsa_strategy=strategy, seed=seed, chunk=chunk,
+                  frozen=None if frozen is None else int(frozen.sum()), **(multisize.config if multisize else {}), **(config or {}))
+    params = {"images": x_syn, **({"multisize": multisize.state} if multisize else {})}
 
     def step(it, g):
         with seeded(int(torch.randint(2**31, (1,), generator=g))):
@@ -129,15 +141,16 @@ def distill_dm(data: ImageData,                # the real data (its device is us
         x_real = torch.cat([pools.sample(c, batch_real, g) for c in range(K)])
         aug_seed = draw_seed(g)
         opt.zero_grad(set_to_none=True)
-        loss = dm_backward(net, x_real, y_real, x_syn, y_syn, K, strategy, aug_seed, chunk)
-        opt.step()
+        subsets = [rank < k for k in multisize.sizes(it, x_syn)] if multisize else None
+        loss = dm_backward(net, x_real, y_real, x_syn, y_syn, K, strategy, aug_seed, chunk, subsets)
+        step_frozen(opt, x_syn, multisize.frozen() if multisize else frozen)
         return loss
 
     zca = data.zca.state_dict() if data.zca is not None else None
     def to_synset():
         return SynSet(x_syn.detach().clone(), y_syn.clone(), zca=zca,
-                      meta=make_meta(data, "dm", ipc, model=model, model_kwargs=mk, config=config, seed=seed))
+                      meta=make_meta(data, method, ipc, model=model, model_kwargs=mk, config=config, seed=seed))
     evaluate = (lambda s: protocol(s, data, seed, dev)) if protocol is not None else None
-    hist = distill_loop(step, {"images": x_syn}, [opt], iterations, to_synset, seed, out_dir, config,
+    hist = distill_loop(step, params, [opt], iterations, to_synset, seed, out_dir, config,
                         checkpoint_every=checkpoint_every, eval_every=eval_every, evaluate=evaluate, progress=progress)
     return to_synset(), hist

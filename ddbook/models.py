@@ -114,6 +114,7 @@ MODELS = Registry("model")  # name -> constructor(channels, num_classes, im_size
 MODELS.register("ConvNet")(ConvNet)
 MODELS.register("ConvNetD4")(partial(ConvNet, depth=4))        # Tiny ImageNet, 64×64
 MODELS.register("ConvNetBN")(partial(ConvNet, norm="batch"))
+MODELS.register("ConvNetD4BN")(partial(ConvNet, depth=4, norm="batch"))   # SelMatch on Tiny ImageNet
 
 # %% ../nbs/models.ipynb #5f5a3d99
 def get_model(name: str,         # a name in `MODELS`, e.g. "ConvNet" or "ResNet18BN"

@@ -13,7 +13,7 @@ from .augment import default_strategy, draw_seed, dsa
 from .core import seeded
 from .data import ImageData
 from .dd import inv_softplus, sgd_step, unroll
-from .distill import History, distill_loop, init_synset
+from .distill import History, distill_loop, init_from, init_label, init_synset, step_frozen
 from .experts import ExpertStore
 from .models import flatten_params, get_model, params_of, unflatten_params
 from .synset import SynSet, make_meta
@@ -115,6 +115,7 @@ def distill_mtt(data: ImageData,           # the real data the experts were trai
                 y_init: torch.Tensor | None = None,  # DATM: initial labels (soft-label logits [K*ipc, K] are learned with lr_y)
                 lr_y: float = 0.0,         # DATM: SGD (momentum 0.9) on soft labels; 0: labels fixed
                 threshold: float | None = None,     # DATM: no update when the loss is above it
+                frozen: torch.Tensor | None = None, # SelMatch: bool [K*ipc], images kept as they are (still in every student step)
                 method: str = "mtt",       # recorded in the set's meta
                 config: dict | None = None,         # extra settings to record (and to fingerprint checkpoints with)
                 **loop_kw) -> tuple[SynSet, History]:  # distill_loop options: eval_every, evaluate, progress, ...
@@ -135,7 +136,7 @@ def distill_mtt(data: ImageData,           # the real data the experts were trai
     trajs = [store.load(k, need) for k in ids]                       # on the CPU; two rows go to the device per iteration
     with seeded(0): net = get_model(c["model"], i.channels, K, i.im_size, **c["model_kwargs"]).to(dev)
     if x_init is None: x_syn, y0 = init_synset(data, ipc, init, seed)
-    else: x_syn, y0 = x_init.detach().clone().to(dev).requires_grad_(), torch.arange(K, device=dev).repeat_interleave(ipc)
+    else: x_syn, y0 = init_from(data, ipc, x_init)
     y_syn = (y0 if y_init is None else y_init.detach().clone().to(dev)).requires_grad_(bool(lr_y) and y_init is not None and y_init.is_floating_point())
     lr0 = float(lr_teacher if lr_teacher is not None else c["lr_teacher"])
     raw_lr = inv_softplus(torch.tensor(lr0, device=dev)).requires_grad_()
@@ -148,7 +149,8 @@ def distill_mtt(data: ImageData,           # the real data the experts were trai
     cfg = dict(dataset=i.name, ipc=ipc, experts=c, num_experts=len(ids), iterations=iterations, syn_steps=syn_steps,
                expert_epochs=expert_epochs, max_start_epoch=max_start_epoch, min_start_epoch=min_start_epoch, lr_img=lr_img,
                lr_lr=lr_lr, lr_teacher=lr0, batch_syn=batch_syn, grad_mode=grad_mode, dsa_strategy=strategy, init=init,
-               lr_y=lr_y, threshold=threshold, **(config or {}))
+               lr_y=lr_y, threshold=threshold, x_init=None if x_init is None else init_label(x_init),
+               frozen=None if frozen is None else int(frozen.sum()), **(config or {}))
 
     def step(it, g):
         k = int(torch.randint(len(trajs), (1,), generator=g))
@@ -163,7 +165,8 @@ def distill_mtt(data: ImageData,           # the real data the experts were trai
         for o in opts: o.zero_grad(set_to_none=True)
         loss.backward()
         if threshold is None or float(loss.detach()) <= threshold:
-            for o in opts: o.step()
+            step_frozen(opts[0], x_syn, frozen)
+            for o in opts[1:]: o.step()
         return loss.detach()
 
     def check():

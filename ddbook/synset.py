@@ -82,7 +82,11 @@ def _first_k(self, k: int) -> SynSet:
     y = self.hard_labels
     rank = F.one_hot(y, self.num_classes).cumsum(0).gather(1, y[:, None]).squeeze(1) - 1  # position within its class
     keep = rank < k
-    return replace(self, images=self.images[keep], labels=self.labels[keep], meta={**self.meta, "ipc": k})
+    meta = {**self.meta, "ipc": k}
+    if "distilled" in meta:  # row indices of the distilled images (SelMatch): renumbered for the kept rows
+        m = torch.zeros(len(self), dtype=torch.bool, device=keep.device); m[torch.as_tensor(meta["distilled"], dtype=torch.long)] = True
+        meta["distilled"] = m[keep].nonzero().flatten().tolist()
+    return replace(self, images=self.images[keep], labels=self.labels[keep], meta=meta)
 
 SynSet.ipc = property(_ipc)
 SynSet.by_class, SynSet.first_k = _by_class, _first_k

@@ -24,7 +24,7 @@ from .synset import SynSet, random_synset
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'soft_cross_entropy', 'label_loss', 'lr_factor', 'train_model', 'accuracy', 'EvalResult',
-           'model_kwargs_for', 'EvalProtocol', 'write_run']
+           'model_kwargs_for', 'EvalProtocol', 'distilled_mask', 'write_run']
 
 # %% ../nbs/train.ipynb #e50588e6
 def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,7 @@ def train_model(net: nn.Module,            # trained in place
                 weight_decay: float = 5e-4,
                 batch_size: int = 256,
                 schedule: str = "step",    # "step" (÷10 at epochs//2), "cosine" or "none"
-                aug=None,                  # callable `aug(x, generator) -> x`, or None
+                aug=None,                  # callable `aug(x, generator, idx) -> x` (idx: the batch's rows), or None
                 generator: torch.Generator | None = None,  # a CPU generator: shuffles and feeds `aug`
                 on_batch=None,             # callable `on_batch(idx, logits)` after every step, e.g. to count forgetting
                 ) -> torch.Tensor:
@@ -72,7 +72,7 @@ def train_model(net: nn.Module,            # trained in place
         perm = torch.randperm(len(x), generator=g).to(x.device)  # drawn on the host, copied once per epoch
         for i in range(0, len(x), batch_size):
             idx = perm[i:i + batch_size]
-            xb = x[idx] if aug is None else aug(x[idx], g)
+            xb = x[idx] if aug is None else aug(x[idx], g, idx)
             logits = net(xb)
             loss = label_loss(logits, y[idx])
             opt.zero_grad(set_to_none=True)
@@ -120,7 +120,7 @@ class EvalProtocol:
     weight_decay: float = 5e-4
     batch_size: int = 256
     schedule: str = "step"
-    aug: str = "none"                       # "none", "dsa" or "crop_flip"
+    aug: str = "none"                       # "none", "dsa", "crop_flip" or "combined" (a set with meta["distilled"])
     aug_kwargs: dict = field(default_factory=dict)
     runs: int = 3                           # networks per model
     use_synset_lr: bool = True
@@ -133,7 +133,7 @@ class EvalProtocol:
         x, y = s.images.detach().to(dev), s.labels.detach().to(dev)
         x_test, y_test = _test_set(s, data, dev)
         lr = float(s.lr) if (s.lr is not None and self.use_synset_lr) else self.lr
-        aug = get_augment(self.aug, **self.aug_kwargs)
+        aug = get_augment(self.aug, **self.aug_kwargs, **({"distilled": distilled_mask(s)} if self.aug == "combined" else {}))
         i = data.info; res = EvalResult([], {})
         jobs = [(m, r) for m in self.models() for r in range(self.runs)]
         for m, r in tqdm(jobs, desc="evaluate", leave=False, disable=not progress):
@@ -143,6 +143,15 @@ class EvalProtocol:
             a = accuracy(net, x_test, y_test)
             res.accs.append(a); res.per_model.setdefault(m, []).append(a)
         return res
+
+def distilled_mask(s: SynSet) -> torch.Tensor:
+    "Bool `[len(s)]`: which images of `s` were distilled (`meta['distilled']`, their row indices); the rest are real."
+    if "distilled" not in s.meta:
+        raise ValueError("aug='combined' needs a set that records which of its images were distilled (meta['distilled'], "
+                         "as distill_selmatch writes it); use aug='dsa' for other sets")
+    m = torch.zeros(len(s), dtype=torch.bool)
+    m[torch.as_tensor(s.meta["distilled"], dtype=torch.long)] = True
+    return m
 
 def _test_set(s: SynSet, data: ImageData, dev) -> tuple:
     "The test images in the space the set lives in (whitened with the set's ZCA when it has one)."

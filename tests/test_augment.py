@@ -23,7 +23,7 @@ def batch(n=8, shape=(3, 32, 32), seed=0):
 def test_registry_holds_the_six_operations():
     assert sorted(DSA_OPS) == sorted(OPS)
     assert parse_strategy(DSA_STRATEGY) == OPS
-    assert sorted(AUGMENTS) == ["crop_flip", "dsa", "none"]
+    assert sorted(AUGMENTS) == ["combined", "crop_flip", "dsa", "none"]
 
 
 def test_default_params_are_the_reference_values():
@@ -137,7 +137,7 @@ def test_errors_list_the_choices():
         dsa(x, "color_blur")
     with pytest.raises(ValueError, match="unknown DSA mode 'X'"):
         dsa(x, mode="X")
-    with pytest.raises(UnknownNameError, match="unknown augmentation 'mixup'; choose one of: crop_flip, dsa, none"):
+    with pytest.raises(UnknownNameError, match="unknown augmentation 'mixup'; choose one of: combined, crop_flip, dsa, none"):
         get_augment("mixup")
     with pytest.raises(UnknownNameError, match="unknown DSA operation 'colour'"):
         get_augment("dsa", strategy="colour_crop")
