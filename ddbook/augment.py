@@ -227,7 +227,8 @@ def _combined_augment(distilled: torch.Tensor,            # bool [N] over the tr
     dsa_aug, plain = _dsa_augment(strategy, params), _crop_flip_augment(pad, flip)
     def aug(x, generator, idx=None):
         if idx is None: raise ValueError("the 'combined' augmentation needs the batch's row indices: call aug(x, generator, idx)")
-        m = distilled.to(x.device)[idx]
+        m = distilled.to(x.device)[idx.to(x.device)]
+        # both augmentations on the whole batch, then a select: no host sync, at the price of one extra cheap op per image
         out = plain(x, generator)
-        return torch.where(m[:, None, None, None], dsa_aug(x, generator), out) if bool(m.any()) else out
+        return torch.where(m[:, None, None, None], dsa_aug(x, generator), out)
     return aug

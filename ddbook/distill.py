@@ -147,8 +147,8 @@ def step_frozen(opt: torch.optim.Optimizer,       # the optimiser of `x`
                 frozen: torch.Tensor | None = None,  # bool [N]: rows to keep as they are; None: none
                 ):
     "`opt.step()`, leaving the rows of `x` where `frozen` is True exactly as they were."
-    if frozen is None or not bool(frozen.any()): return opt.step()
-    with torch.no_grad():
-        keep = x[frozen].clone()
+    if frozen is None: return opt.step()
+    with torch.no_grad():   # a select, not boolean indexing: no wait for the device
+        keep = x.detach().clone()
         opt.step()
-        x[frozen] = keep
+        x.copy_(torch.where(frozen.view(-1, *[1] * (x.dim() - 1)), keep, x))

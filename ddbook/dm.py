@@ -79,7 +79,7 @@ def dm_backward(net: nn.Module, x_real: torch.Tensor, y_real: torch.Tensor,
                 x_syn: torch.Tensor,         # a leaf with requires_grad; its `.grad` is accumulated into
                 y_syn: torch.Tensor, num_classes: int, strategy: str | None = None, seed: int = 0,
                 chunk: int = 0,              # images per `embed` call; 0: one call per set, no extra forward
-                subsets: list | None = None, # bool row masks of subsets whose own loss is added (MDC); None: none
+                subsets: list | None = None, # row-index tensors of subsets whose own loss is added (MDC); None: none
                 ) -> torch.Tensor:
     "The DM loss (detached) with its gradient accumulated into `x_syn.grad`, embedding `chunk` images at a time."
     mu_real = embed_means(net, x_real, y_real, num_classes, strategy, seed, chunk)
@@ -128,7 +128,9 @@ def distill_dm(data: ImageData,                # the real data (its device is us
     pools, K = data.pools(), info.num_classes
     y_real = torch.arange(K, device=dev).repeat_interleave(batch_real)
     opt = torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5)
-    rank = torch.arange(len(x_syn), device=dev) % ipc   # position of every image within its class
+    rank = torch.arange(len(x_syn)) % ipc               # position of every image within its class (on the host)
+    if frozen is not None and multisize is not None: raise ValueError("give frozen or multisize, not both (MDC freezes images itself)")
+    frozen = None if frozen is None else frozen.to(dev)
     config = dict(method=method, dataset=info.name, ipc=ipc, iterations=iterations, lr_img=lr_img, batch_real=batch_real,
                   model=model, model_kwargs=mk, init=init if x_init is None else init_label(x_init), dsa_strategy=strategy, seed=seed, chunk=chunk,
                   frozen=None if frozen is None else int(frozen.sum()), **(multisize.config if multisize else {}), **(config or {}))
@@ -141,7 +143,7 @@ def distill_dm(data: ImageData,                # the real data (its device is us
         x_real = torch.cat([pools.sample(c, batch_real, g) for c in range(K)])
         aug_seed = draw_seed(g)
         opt.zero_grad(set_to_none=True)
-        subsets = [rank < k for k in multisize.sizes(it, x_syn)] if multisize else None
+        subsets = [torch.nonzero(rank < k).flatten().to(dev) for k in multisize.sizes(it, x_syn)] if multisize else None
         loss = dm_backward(net, x_real, y_real, x_syn, y_syn, K, strategy, aug_seed, chunk, subsets)
         step_frozen(opt, x_syn, multisize.frozen() if multisize else frozen)
         return loss

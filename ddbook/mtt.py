@@ -146,6 +146,7 @@ def distill_mtt(data: ImageData,           # the real data the experts were trai
     if y_syn.requires_grad: params["labels"] = y_syn; opts.append(torch.optim.SGD([y_syn], lr=lr_y, momentum=0.9))
     strategy = default_strategy(i.name) if dsa_strategy == "default" else (dsa_strategy or "none")
     batch_syn = batch_syn or len(x_syn)
+    frozen = None if frozen is None else frozen.to(dev)
     cfg = dict(dataset=i.name, ipc=ipc, experts=c, num_experts=len(ids), iterations=iterations, syn_steps=syn_steps,
                expert_epochs=expert_epochs, max_start_epoch=max_start_epoch, min_start_epoch=min_start_epoch, lr_img=lr_img,
                lr_lr=lr_lr, lr_teacher=lr0, batch_syn=batch_syn, grad_mode=grad_mode, dsa_strategy=strategy, init=init,

@@ -6,10 +6,12 @@ import torch
 
 from ddbook.augment import get_augment
 from ddbook.core import make_generator
+from ddbook.dc import distill_dc
 from ddbook.dm import distill_dm
 from ddbook.experts import train_experts
 from ddbook.mdc import Multisize, distill_mdc
 from ddbook.selmatch import distill_selmatch, selmatch_init
+from ddbook.synset import random_synset
 from ddbook.train import train_model
 from ddbook.models import get_model
 
@@ -47,12 +49,16 @@ def test_selmatch_with_alpha_zero_is_the_window(quadrants):
 def test_mdc_dc_keeps_frozen_images(quadrants):
     ms = Multisize(quadrants, 3, model_kwargs=NET)
     ms.sizes, ms.state[2, 2] = (lambda it, x: (2,)), 1            # MLS 2 throughout, first image of every class frozen
-    from ddbook.dc import distill_dc
     s, _ = distill_dc(quadrants, 3, model_kwargs=NET, iterations=2, lr_img=1.0, batch_real=4, outer_loop=2, inner_loop=1,
                       init="real", multisize=ms, progress=False)
-    s0, _ = distill_dc(quadrants, 3, model_kwargs=NET, iterations=0, init="real", progress=False)
-    f = ms.frozen()
-    assert torch.equal(s.images[f], s0.images[f]) and not torch.equal(s.images[~f], s0.images[~f])
+    x0, f = random_synset(quadrants, 3).images, ms.frozen()      # the real initialisation, seed 0
+    assert torch.equal(s.images[f], x0[f]) and not torch.equal(s.images[~f], x0[~f])
+
+
+def test_dm_refuses_frozen_with_multisize(quadrants):
+    ms = Multisize(quadrants, 3, model_kwargs=NET)
+    with pytest.raises(ValueError, match="frozen or multisize, not both"):
+        distill_dm(quadrants, 3, iterations=1, model_kwargs=NET, frozen=torch.zeros(9, dtype=torch.bool), multisize=ms)
 
 
 def test_mdc_resume_continues_the_schedule(quadrants, tmp_path):
