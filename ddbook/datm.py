@@ -19,84 +19,155 @@ from .synset import SynSet, check_ipc
 __all__ = ['sequential_upper_bound', 'expert_logits', 'correct_init', 'soft_label_init', 'distill_datm']
 
 # %% ../nbs/datm.ipynb #ee2bb7cf
-def sequential_upper_bound(current_max_start_epoch: int,  # the upper bound at iteration 0
-                           max_start_epoch: int,          # ... and from iteration expansion_end_epoch on
-                           expansion_end_epoch: int):     # the iteration at which the window is fully open
-    "it -> exclusive upper bound of the start epoch, widening linearly (DATM's sequential generation)."
+def sequential_upper_bound(
+    current_max_start_epoch: int,  # the upper bound at iteration 0
+    max_start_epoch: int,  # ... and from iteration expansion_end_epoch on
+    expansion_end_epoch: int,
+):  # the iteration at which the window is fully open
+    """it -> exclusive upper bound of the start epoch, widening linearly (DATM's
+    sequential generation)."""
     if not 0 < current_max_start_epoch <= max_start_epoch:
-        raise ValueError(f"need 0 < current_max_start_epoch <= max_start_epoch, got {current_max_start_epoch}, {max_start_epoch}")
+        raise ValueError(
+            f"need 0 < current_max_start_epoch <= max_start_epoch, got "
+            f"{current_max_start_epoch}, {max_start_epoch}"
+        )
     span = max_start_epoch - current_max_start_epoch
-    return lambda it: min(max_start_epoch, current_max_start_epoch + int(span * it / max(1, expansion_end_epoch)))
+    return lambda it: min(
+        max_start_epoch,
+        current_max_start_epoch + int(span * it / max(1, expansion_end_epoch)),
+    )
 
 # %% ../nbs/datm.ipynb #0053f7d9
 @torch.no_grad()
-def expert_logits(store: ExpertStore, data: ImageData, x: torch.Tensor,  # images in the data's space
-                  epoch: int,                    # which row of each trajectory
-                  experts: list | None = None,   # expert indices; None: all with that many epochs
-                  batch: int = 1024) -> torch.Tensor:
+def expert_logits(
+    store: ExpertStore,
+    data: ImageData,
+    x: torch.Tensor,  # images in the data's space
+    epoch: int,  # which row of each trajectory
+    experts: list | None = None,  # expert indices; None: all with that many epochs
+    batch: int = 1024,
+) -> torch.Tensor:
     "Logits `[E, N, K]` of the experts (at `epoch`) on `x`."
     c, i, dev = store.config, data.info, x.device
-    net = get_model(c["model"], i.channels, i.num_classes, i.im_size, **c["model_kwargs"]).to(dev).eval()
+    net = (
+        get_model(c["model"], i.channels, i.num_classes, i.im_size, **c["model_kwargs"])
+        .to(dev)
+        .eval()
+    )
     like = params_of(net)
     ks = store.available(epoch) if experts is None else experts
     if not ks: raise ValueError(f"no expert in {store.folder} has {epoch} epochs")
     out = []
     for k in ks:
         w = unflatten_params(store.load(k, epoch)[epoch].to(dev), like)
-        out.append(torch.cat([fmodel(net, w, x[j:j + batch]) for j in range(0, len(x), batch)]))
+        out.append(
+            torch.cat(
+                [fmodel(net, w, x[j : j + batch]) for j in range(0, len(x), batch)]
+            )
+        )
     return torch.stack(out)
 
-def correct_init(data: ImageData, store: ExpertStore, ipc: int,
-                 epoch: int,                     # the expert epoch that judges
-                 seed: int = 0) -> torch.Tensor:
-    "`ipc` real training images per class, in a seeded random order, that expert 0 at `epoch` classifies correctly."
+def correct_init(
+    # the expert epoch that judges
+    data: ImageData,
+    store: ExpertStore,
+    ipc: int,
+    epoch: int,
+    seed: int = 0,
+) -> torch.Tensor:
+    """`ipc` real training images per class, in a seeded random order, that expert 0 at
+    `epoch` classifies correctly."""
     check_ipc(data, ipc)
     g, y = make_generator(seed), data.y_train.cpu()
-    pred = expert_logits(store, data, data.x_train, epoch, experts=store.available(epoch)[:1])[0].argmax(1).cpu()
+    pred = (
+        expert_logits(
+            store, data, data.x_train, epoch, experts=store.available(epoch)[:1]
+        )[0]
+        .argmax(1)
+        .cpu()
+    )
     idx = []
     for c in range(data.info.num_classes):
         pos = torch.nonzero(y == c).flatten()
         pos = pos[torch.randperm(len(pos), generator=g)]
         ok = pos[pred[pos] == c]
-        if len(ok) < ipc:  # too few correct ones: fill with the others, in the same seeded order
+        # too few correct ones: fill with the others, in the same seeded order
+        if len(ok) < ipc:
             ok = torch.cat([ok, pos[pred[pos] != c]])
         idx.append(ok[:ipc])
     return data.x_train[torch.cat(idx).to(data.x_train.device)].clone()
 
-def soft_label_init(logits: torch.Tensor,   # [E, N, K] expert logits
-                    y: torch.Tensor,        # [N] the images' classes
-                    ) -> torch.Tensor:
-    "Per image, the mean logits of the experts that classify it correctly (of all experts where none does)."
-    ok = (logits.argmax(2) == y.to(logits.device)[None]).float()          # [E, N]
+def soft_label_init(
+    logits: torch.Tensor,  # [E, N, K] expert logits
+    y: torch.Tensor,  # [N] the images' classes
+) -> torch.Tensor:
+    """Per image, the mean logits of the experts that classify it correctly (of all
+    experts where none does)."""
+    ok = (logits.argmax(2) == y.to(logits.device)[None]).float()  # [E, N]
     ok = torch.where(ok.sum(0, keepdim=True) > 0, ok, torch.ones_like(ok))
     return (logits * ok[..., None]).sum(0) / ok.sum(0)[:, None]
 
 # %% ../nbs/datm.ipynb #2d7bcb32
-def distill_datm(data: ImageData, ipc: int, store: ExpertStore,
-                 max_start_epoch: int = 20,
-                 min_start_epoch: int = 0,
-                 current_max_start_epoch: int | None = None,  # sequential generation from here; None: the full window from the start
-                 expansion_end_epoch: int = 1000,  # iteration by which the window is fully open
-                 soft_labels: bool = True,         # learn soft labels initialised from the experts' logits
-                 lr_y: float = 2.0,                # SGD (momentum 0.9) on the soft labels
-                 correct_only: bool = True,        # initialise from images the experts classify correctly
-                 threshold: float | None = 1.0,    # skip updates with a matching loss above this; None: never skip
-                 expert_epochs: int = 2,
-                 label_epoch: int | None = None,   # the expert epoch whose logits label (and judge) the images; None: the last matched
-                 seed: int = 0,
-                 **kw) -> tuple[SynSet, History]:  # everything else distill_mtt takes
-    "DATM: trajectory matching with a difficulty-aligned window, soft labels and a loss threshold."
+def distill_datm(
+    data: ImageData,
+    ipc: int,
+    store: ExpertStore,
+    max_start_epoch: int = 20,
+    min_start_epoch: int = 0,
+    # sequential generation from here; None: the full window from the start
+    current_max_start_epoch: int | None = None,
+    expansion_end_epoch: int = 1000,  # iteration by which the window is fully open
+    soft_labels: bool = True,  # learn soft labels initialised from the experts' logits
+    lr_y: float = 2.0,  # SGD (momentum 0.9) on the soft labels
+    correct_only: bool = True,  # initialise from images the experts classify correctly
+    # skip updates with a matching loss above this; None: never skip
+    threshold: float | None = 1.0,
+    expert_epochs: int = 2,
+    # the expert epoch whose logits label (and judge) the images; None: the last matched
+    label_epoch: int | None = None,
+    seed: int = 0,
+    **kw
+) -> tuple[SynSet, History]:  # everything else distill_mtt takes
+    """DATM: trajectory matching with a difficulty-aligned window, soft labels and a
+    loss threshold."""
     last = label_epoch or max_start_epoch + expert_epochs
-    if correct_only: x0 = correct_init(data, store, ipc, last, seed)
-    else: x0 = init_synset(data, ipc, kw.pop("init", "real"), seed)[0].detach()
+    if correct_only:
+        x0 = correct_init(data, store, ipc, last, seed)
+    else:
+        x0 = init_synset(data, ipc, kw.pop("init", "real"), seed)[0].detach()
     y0 = None
     if soft_labels:
         y = torch.arange(data.info.num_classes, device=x0.device).repeat_interleave(ipc)
         y0 = soft_label_init(expert_logits(store, data, x0, last), y)
-    ub = None if current_max_start_epoch is None else sequential_upper_bound(current_max_start_epoch, max_start_epoch, expansion_end_epoch)
-    cfg = dict(current_max_start_epoch=current_max_start_epoch, expansion_end_epoch=expansion_end_epoch,
-               soft_labels=soft_labels, correct_only=correct_only, label_epoch=last, **kw.pop("config", {}))
-    return distill_mtt(data, ipc, store, max_start_epoch=max_start_epoch, min_start_epoch=min_start_epoch,
-                       expert_epochs=expert_epochs, seed=seed, upper_bound=ub, x_init=x0, y_init=y0,
-                       lr_y=lr_y if soft_labels else 0.0, threshold=threshold, method=kw.pop("method", "datm"),
-                       config=cfg, **kw)
+    ub = (
+        None
+        if current_max_start_epoch is None
+        else sequential_upper_bound(
+            current_max_start_epoch, max_start_epoch, expansion_end_epoch
+        )
+    )
+    cfg = dict(
+        current_max_start_epoch=current_max_start_epoch,
+        expansion_end_epoch=expansion_end_epoch,
+        soft_labels=soft_labels,
+        correct_only=correct_only,
+        label_epoch=last,
+        **kw.pop("config", {})
+    )
+    return distill_mtt(
+        data,
+        ipc,
+        store,
+        max_start_epoch=max_start_epoch,
+        min_start_epoch=min_start_epoch,
+        expert_epochs=expert_epochs,
+        seed=seed,
+        upper_bound=ub,
+        x_init=x0,
+        y_init=y0,
+        lr_y=lr_y if soft_labels else 0.0,
+        threshold=threshold,
+        method=kw.pop("method", "datm"),
+        config=cfg,
+        **kw
+    )

@@ -22,16 +22,22 @@ __all__ = ['DISTANCES', 'LOOPS', 'layerwise_cosine', 'gradient_mse', 'gradient_c
            'class_grad', 'match_loss', 'distill_dc']
 
 # %% ../nbs/dc.ipynb #7130cfaf
-DISTANCES = Registry("gradient distance")  # name -> f(g_real: list, g_syn: list) -> 0-d tensor
+# name -> f(g_real: list, g_syn: list) -> 0-d tensor
+DISTANCES = Registry("gradient distance")
 
 @DISTANCES.register("ours")
 def layerwise_cosine(g_real: list, g_syn: list, eps: float = 1e-6) -> torch.Tensor:
-    "Σ over layers and output rows of 1 − cos(g_real, g_syn); 1-D gradients (biases, norms) are skipped."
+    """Σ over layers and output rows of 1 − cos(g_real, g_syn); 1-D gradients (biases,
+    norms) are skipped."""
     total = g_syn[0].new_zeros(())
     for gr, gs in zip(g_real, g_syn):
-        if gr.dim() == 1: continue
+        if gr.dim() == 1:
+            continue
         gr, gs = gr.flatten(1), gs.flatten(1)  # one row per output unit / channel
-        total = total + (1 - (gr * gs).sum(1) / (gr.norm(dim=1) * gs.norm(dim=1) + eps)).sum()
+        total = (
+            total
+            + (1 - (gr * gs).sum(1) / (gr.norm(dim=1) * gs.norm(dim=1) + eps)).sum()
+        )
     return total
 
 @DISTANCES.register("mse")
@@ -41,16 +47,28 @@ def gradient_mse(g_real: list, g_syn: list) -> torch.Tensor:
 
 @DISTANCES.register("cos")
 def gradient_cos(g_real: list, g_syn: list, eps: float = 1e-6) -> torch.Tensor:
-    "1 − cos between the two gradients, all parameters concatenated into one vector each."
-    gr, gs = torch.cat([g.flatten() for g in g_real]), torch.cat([g.flatten() for g in g_syn])
+    """1 − cos between the two gradients, all parameters concatenated into one vector
+    each."""
+    gr, gs = torch.cat([g.flatten() for g in g_real]), torch.cat(
+        [g.flatten() for g in g_syn]
+    )
     return 1 - (gr * gs).sum() / (gr.norm() * gs.norm() + eps)
 
 # %% ../nbs/dc.ipynb #a8e9f813
-LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}  # ipc -> (outer_loop, inner_loop)
+LOOPS = {
+    1: (1, 1),
+    10: (10, 50),
+    20: (20, 25),
+    30: (30, 20),
+    40: (40, 15),
+    50: (50, 10),
+}  # ipc -> (outer_loop, inner_loop)
 
 def get_loops(ipc: int) -> tuple[int, int]:
-    "(outer_loop, inner_loop) for `ipc`: the paper's entry, else that of the nearest listed IPC (ties: the smaller)."
-    if ipc < 1: raise ValueError(f"ipc must be at least 1, got {ipc}")
+    """(outer_loop, inner_loop) for `ipc`: the paper's entry, else that of the nearest
+    listed IPC (ties: the smaller)."""
+    if ipc < 1:
+        raise ValueError(f"ipc must be at least 1, got {ipc}")
     return nearest(LOOPS, ipc)
 
 # %% ../nbs/dc.ipynb #90b993d9
@@ -59,100 +77,174 @@ def bn_layers(net: nn.Module) -> list:
     return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 @torch.no_grad()
-def freeze_bn(net: nn.Module, x_real: torch.Tensor) -> bool:  # real images, e.g. 16 per class
-    "Set every batch-norm layer's statistics to those of `x_real` and put it in eval mode; False if `net` has none."
+# real images, e.g. 16 per class
+def freeze_bn(net: nn.Module, x_real: torch.Tensor) -> bool:
+    """Set every batch-norm layer's statistics to those of `x_real` and put it in eval
+    mode; False if `net` has none."""
     bns = bn_layers(net)
     momenta = [m.momentum for m in bns]
-    for m in bns: m.train(); m.momentum = 1.0   # running stats := this batch's stats
-    if bns: net(x_real)
-    for m, mo in zip(bns, momenta): m.momentum = mo; m.eval()
+    for m in bns:
+        m.train()
+        m.momentum = 1.0  # running stats := this batch's stats
+    if bns:
+        net(x_real)
+    for m, mo in zip(bns, momenta):
+        m.momentum = mo
+        m.eval()
     return bool(bns)
 
 # %% ../nbs/dc.ipynb #971a4d6a
-def class_grad(net: nn.Module, x: torch.Tensor, c: int, create_graph: bool = False) -> tuple:
-    "∇θ of the mean cross-entropy of `net` on a batch `x` whose images all belong to class `c`."
+def class_grad(
+    net: nn.Module, x: torch.Tensor, c: int, create_graph: bool = False
+) -> tuple:
+    """∇θ of the mean cross-entropy of `net` on a batch `x` whose images all belong to
+    class `c`."""
     y = torch.full((len(x),), c, device=x.device)
-    return torch.autograd.grad(F.cross_entropy(net(x), y), list(net.parameters()), create_graph=create_graph)
+    return torch.autograd.grad(
+        F.cross_entropy(net(x), y), list(net.parameters()), create_graph=create_graph
+    )
 
-def match_loss(net: nn.Module,
-               pools: ClassPools,           # the real training images by class
-               x_syn: torch.Tensor,         # the synthetic images [K*ipc, C, H, W], grouped by class
-               ipc: int,
-               batch_real: int,             # real images per class and step
-               generator: torch.Generator,  # a CPU generator: real batches and augmentation seeds
-               distance: str = "ours",      # a name in DISTANCES
-               augment=None,                # `augment(x, seed)` applied to both batches with one seed, or None
-               sizes: tuple = (),           # MDC: also match the first k images of every class, for each k here
-               ) -> torch.Tensor:
-    "Σ_c D(∇θ ℓ(real_c), ∇θ ℓ(syn_c)) (+ Σ_k D(∇θ ℓ(real_c), ∇θ ℓ(syn_c[:k]))) for the current `net`, differentiable in `x_syn`."
+def match_loss(
+    net: nn.Module,
+    pools: ClassPools,  # the real training images by class
+    x_syn: torch.Tensor,  # the synthetic images [K*ipc, C, H, W], grouped by class
+    ipc: int,
+    batch_real: int,  # real images per class and step
+    generator: torch.Generator,  # a CPU generator: real batches and augmentation seeds
+    distance: str = "ours",  # a name in DISTANCES
+    augment=None,  # `augment(x, seed)` applied to both batches with one seed, or None
+    # MDC: also match the first k images of every class, for each k here
+    sizes: tuple = (),
+) -> torch.Tensor:
+    """Σ_c D(∇θ ℓ(real_c), ∇θ ℓ(syn_c)) (+ Σ_k D(∇θ ℓ(real_c), ∇θ ℓ(syn_c[:k]))) for the
+    current `net`, differentiable in `x_syn`."""
     dist = DISTANCES.get(distance)
     loss = x_syn.new_zeros(())
     for c in range(pools.num_classes):
-        x_real, xs = pools.sample(c, batch_real, generator), x_syn[c * ipc:(c + 1) * ipc]
+        x_real, xs = (
+            pools.sample(c, batch_real, generator),
+            x_syn[c * ipc : (c + 1) * ipc],
+        )
         if augment is not None:
             seed = draw_seed(generator)
             x_real, xs = augment(x_real, seed), augment(xs, seed)
         g_real = [g.detach() for g in class_grad(net, x_real, c)]
-        for k in (ipc, *sizes): loss = loss + dist(g_real, class_grad(net, xs[:k], c, create_graph=True))
+        for k in (ipc, *sizes):
+            loss = loss + dist(g_real, class_grad(net, xs[:k], c, create_graph=True))
     return loss
 
 # %% ../nbs/dc.ipynb #c31cf606
-def distill_dc(data: ImageData,                # any dataset (its device is used)
-               ipc: int,                       # images per class
-               model: str = "ConvNet",
-               model_kwargs: dict | None = None,  # e.g. {"width": 128}
-               iterations: int = 1000,         # outer iterations (fresh networks)
-               lr_img: float = 0.1,            # image learning rate (SGD, momentum 0.5)
-               lr_net: float = 0.01,           # network learning rate between matching steps
-               batch_real: int = 256,          # real images per class and matching step
-               batch_train: int = 256,         # batch size of the network training between matching steps
-               outer_loop: int | None = None,  # matching steps per network; None: `get_loops(ipc)`
-               inner_loop: int | None = None,  # network epochs between matching steps; None: `get_loops(ipc)`
-               init: str = "noise",            # "noise" or "real"
-               distance: str = "ours",         # a name in DISTANCES
-               augment=None,                   # `augment(x, seed)` for both batches (DSA), or None
-               train_aug=None,                 # `aug(x, generator)` for the inner training (DSA), or None
-               method: str = "dc",             # recorded in the set's meta
-               config: dict | None = None,     # extra settings to record (and to fingerprint checkpoints with)
-               seed: int = 0,
-               out_dir=None,                   # checkpoints (and the last good set on a NaN) go here
-               multisize=None,                 # an `ddbook.mdc.Multisize`: adds the most learnable subset's loss (MDC)
-               **loop_kw) -> tuple[SynSet, History]:  # distill_loop options: eval_every, evaluate, progress, ...
-    "Condense `data` to `ipc` images per class by gradient matching; returns the set and the run's `History`."
+def distill_dc(
+    data: ImageData,  # any dataset (its device is used)
+    ipc: int,  # images per class
+    model: str = "ConvNet",
+    model_kwargs: dict | None = None,  # e.g. {"width": 128}
+    iterations: int = 1000,  # outer iterations (fresh networks)
+    lr_img: float = 0.1,  # image learning rate (SGD, momentum 0.5)
+    lr_net: float = 0.01,  # network learning rate between matching steps
+    batch_real: int = 256,  # real images per class and matching step
+    batch_train: int = 256,  # batch size of the network training between matching steps
+    outer_loop: int | None = None,  # matching steps per network; None: `get_loops(ipc)`
+    # network epochs between matching steps; None: `get_loops(ipc)`
+    inner_loop: int | None = None,
+    init: str = "noise",  # "noise" or "real"
+    distance: str = "ours",  # a name in DISTANCES
+    augment=None,  # `augment(x, seed)` for both batches (DSA), or None
+    train_aug=None,  # `aug(x, generator)` for the inner training (DSA), or None
+    method: str = "dc",  # recorded in the set's meta
+    # extra settings to record (and to fingerprint checkpoints with)
+    config: dict | None = None,
+    seed: int = 0,
+    out_dir=None,  # checkpoints (and the last good set on a NaN) go here
+    # an `ddbook.mdc.Multisize`: adds the most learnable subset's loss (MDC)
+    multisize=None,
+    **loop_kw
+    # distill_loop options: eval_every, evaluate, progress, ...
+) -> tuple[SynSet, History]:
+    """Condense `data` to `ipc` images per class by gradient matching; returns the set
+    and the run's `History`."""
     i, dev, K = data.info, data.x_train.device, data.info.num_classes
     ol, il = get_loops(ipc)
     outer_loop, inner_loop = outer_loop or ol, il if inner_loop is None else inner_loop
-    DISTANCES.get(distance)                             # fail now, not inside the loop
+    DISTANCES.get(distance)  # fail now, not inside the loop
     kw = model_kwargs_for(model, model_kwargs or {})
     make_net = lambda: get_model(model, i.channels, K, i.im_size, **kw).to(dev)
-    with seeded(0): uses_bn = bool(bn_layers(make_net()))
+    with seeded(0):
+        uses_bn = bool(bn_layers(make_net()))
     pools = data.pools()
     x_syn, y_syn = init_synset(data, ipc, init, seed)
     opt = torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5)
-    cfg = dict(dataset=i.name, ipc=ipc, model=model, model_kwargs=kw, iterations=iterations, lr_img=lr_img,
-               lr_net=lr_net, batch_real=batch_real, batch_train=batch_train, outer_loop=outer_loop,
-               inner_loop=inner_loop, init=init, distance=distance, **(multisize.config if multisize else {}), **(config or {}))
+    cfg = dict(
+        dataset=i.name,
+        ipc=ipc,
+        model=model,
+        model_kwargs=kw,
+        iterations=iterations,
+        lr_img=lr_img,
+        lr_net=lr_net,
+        batch_real=batch_real,
+        batch_train=batch_train,
+        outer_loop=outer_loop,
+        inner_loop=inner_loop,
+        init=init,
+        distance=distance,
+        **(multisize.config if multisize else {}),
+        **(config or {})
+    )
     params = {"images": x_syn, **({"multisize": multisize.state} if multisize else {})}
 
     def step(it, g):
-        with seeded(int(torch.randint(2**31, (1,), generator=g))): net = make_net()
+        with seeded(int(torch.randint(2**31, (1,), generator=g))):
+            net = make_net()
         total, sizes = x_syn.new_zeros(()), ()
         for o in range(outer_loop):
-            if uses_bn: freeze_bn(net, torch.cat([pools.sample(c, 16, g) for c in range(K)]))
-            if multisize and o == 0: sizes = multisize.sizes(it, x_syn)
-            loss = match_loss(net, pools, x_syn, ipc, batch_real, g, distance, augment, sizes)
-            opt.zero_grad(set_to_none=True); loss.backward(inputs=[x_syn])
+            if uses_bn:
+                freeze_bn(net, torch.cat([pools.sample(c, 16, g) for c in range(K)]))
+            if multisize and o == 0:
+                sizes = multisize.sizes(it, x_syn)
+            loss = match_loss(
+                net, pools, x_syn, ipc, batch_real, g, distance, augment, sizes
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward(inputs=[x_syn])
             step_frozen(opt, x_syn, multisize.frozen() if multisize else None)
             total = total + loss.detach()
             if o < outer_loop - 1:
-                train_model(net, x_syn.detach(), y_syn, inner_loop, lr_net, momentum=0.0, weight_decay=0.0,
-                            batch_size=batch_train, schedule="none", aug=train_aug, generator=g)
+                train_model(
+                    net,
+                    x_syn.detach(),
+                    y_syn,
+                    inner_loop,
+                    lr_net,
+                    momentum=0.0,
+                    weight_decay=0.0,
+                    batch_size=batch_train,
+                    schedule="none",
+                    aug=train_aug,
+                    generator=g,
+                )
         return total / (K * outer_loop)
 
     zca = data.zca.state_dict() if data.zca is not None else None
-    to_synset = lambda: SynSet(x_syn.detach().clone(), y_syn.clone(), zca=zca,
-                               meta=make_meta(data, method, ipc, model=model, model_kwargs=kw, config=cfg, seed=seed))
+    to_synset = lambda: SynSet(
+        x_syn.detach().clone(),
+        y_syn.clone(),
+        zca=zca,
+        meta=make_meta(
+            data, method, ipc, model=model, model_kwargs=kw, config=cfg, seed=seed
+        ),
+    )
     hint = "lr_img is too high and the synthetic images diverged; lower it (e.g. 10x)"
-    hist = distill_loop(step, params, [opt], iterations, to_synset, seed, out_dir, {"method": method, **cfg},
-                        hint=hint, **loop_kw)
+    hist = distill_loop(
+        step,
+        params,
+        [opt],
+        iterations,
+        to_synset,
+        seed,
+        out_dir,
+        {"method": method, **cfg},
+        hint=hint,
+        **loop_kw
+    )
     return to_synset(), hist

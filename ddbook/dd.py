@@ -20,37 +20,55 @@ from .train import EvalResult, accuracy, label_loss, model_kwargs_for
 __all__ = ['sgd_step', 'unroll', 'inv_softplus', 'step_batches', 'dd_loss', 'distill_dd', 'replay_dd']
 
 # %% ../nbs/dd.ipynb #1248d4dc
-def sgd_step(net: nn.Module,               # supplies the architecture; its own weights are not used
-             params: dict,                 # name → tensor, the weights before the step
-             x: torch.Tensor,              # the batch the step trains on
-             y: torch.Tensor,              # int64 labels [N] or soft-label logits [N, K]
-             lr: float | torch.Tensor,     # step size (a 0-d tensor may require grad)
-             create_graph: bool = True,    # keep the step differentiable in x, lr (and params)
-             ) -> dict:
+def sgd_step(
+    net: nn.Module,  # supplies the architecture; its own weights are not used
+    params: dict,  # name → tensor, the weights before the step
+    x: torch.Tensor,  # the batch the step trains on
+    y: torch.Tensor,  # int64 labels [N] or soft-label logits [N, K]
+    lr: float | torch.Tensor,  # step size (a 0-d tensor may require grad)
+    create_graph: bool = True,  # keep the step differentiable in x, lr (and params)
+) -> dict:
     "One plain SGD step θ − lr·∇θ label_loss(net_θ(x), y) from `params`, as a new dict."
-    params = {n: p if p.requires_grad else p.detach().requires_grad_() for n, p in params.items()}
-    with torch.enable_grad():                      # a gradient is needed even inside `torch.no_grad()`
-        grads = torch.autograd.grad(label_loss(fmodel(net, params, x), y), list(params.values()), create_graph=create_graph)
+    params = {
+        n: p if p.requires_grad else p.detach().requires_grad_()
+        for n, p in params.items()
+    }
+    # a gradient is needed even inside `torch.no_grad()`
+    with torch.enable_grad():
+        grads = torch.autograd.grad(
+            label_loss(fmodel(net, params, x), y),
+            list(params.values()),
+            create_graph=create_graph,
+        )
     new = {n: p - lr * g for (n, p), g in zip(params.items(), grads)}
     return new if create_graph else {n: p.detach() for n, p in new.items()}
 
 # %% ../nbs/dd.ipynb #8c1e24e1
-def unroll(net: nn.Module,
-           params: dict,                 # the starting weights θ0 (name → tensor), e.g. `params_of(net)`
-           x_syn: torch.Tensor,          # the synthetic images
-           y_syn: torch.Tensor,          # their labels (int64 or soft-label logits)
-           lrs,                          # one lr per step (1-D tensor), or one shared lr (0-d tensor or float)
-           batches: list,                # index tensors into x_syn, one per step
-           create_graph: bool = True,    # differentiable in x_syn and lrs (False: plain training, detached)
-           augment=None,                 # `augment(x, t)` applied to step t's batch (e.g. DSA seeded per step), or None
-           ) -> dict:
-    "The weights after `len(batches)` SGD steps from `params`, step t on `x_syn[batches[t]]` with lr `lrs[t]`."
+def unroll(
+    net: nn.Module,
+    params: dict,  # the starting weights θ0 (name → tensor), e.g. `params_of(net)`
+    x_syn: torch.Tensor,  # the synthetic images
+    y_syn: torch.Tensor,  # their labels (int64 or soft-label logits)
+    lrs,  # one lr per step (1-D tensor), or one shared lr (0-d tensor or float)
+    batches: list,  # index tensors into x_syn, one per step
+    # differentiable in x_syn and lrs (False: plain training, detached)
+    create_graph: bool = True,
+    # `augment(x, t)` applied to step t's batch (e.g. DSA seeded per step), or None
+    augment=None,
+) -> dict:
+    """The weights after `len(batches)` SGD steps from `params`, step t on
+    `x_syn[batches[t]]` with lr `lrs[t]`."""
     lrs = torch.as_tensor(lrs, device=x_syn.device)
     if lrs.dim() > 1 or (lrs.dim() == 1 and len(lrs) != len(batches)):
-        raise ValueError(f"lrs must be one value or one per step: got shape {tuple(lrs.shape)} for {len(batches)} steps")
+        raise ValueError(
+            f"lrs must be one value or one per step: got shape {tuple(lrs.shape)} for "
+            f"{len(batches)} steps"
+        )
     for t, idx in enumerate(batches):
         x = x_syn[idx] if augment is None else augment(x_syn[idx], t)
-        params = sgd_step(net, params, x, y_syn[idx], lrs[t] if lrs.dim() else lrs, create_graph)
+        params = sgd_step(
+            net, params, x, y_syn[idx], lrs[t] if lrs.dim() else lrs, create_graph
+        )
     return params
 
 # %% ../nbs/dd.ipynb #920e4b70
@@ -59,101 +77,185 @@ def inv_softplus(lr: torch.Tensor) -> torch.Tensor:  # positive values
     return torch.as_tensor(lr).expm1().log()
 
 # %% ../nbs/dd.ipynb #6a7f131d
-def step_batches(ipc: int,                 # images per class, stored class by class (`init_synset`'s layout)
-                 num_classes: int,
-                 steps: int = 10,          # groups of images, one per step
-                 epochs: int = 3,          # passes over the steps
-                 device=None) -> list:
-    "Index tensors of the `steps × epochs` unrolled steps: image i of each class goes to group i mod min(ipc, steps)."
+def step_batches(
+    ipc: int,  # images per class, stored class by class (`init_synset`'s layout)
+    num_classes: int,
+    steps: int = 10,  # groups of images, one per step
+    epochs: int = 3,  # passes over the steps
+    device=None,
+) -> list:
+    """Index tensors of the `steps × epochs` unrolled steps: image i of each class goes
+    to group i mod min(ipc, steps)."""
     groups = min(ipc, steps)
-    rank = torch.arange(num_classes * ipc, device=device) % ipc   # position of each image within its class
+    # position of each image within its class
+    rank = torch.arange(num_classes * ipc, device=device) % ipc
     per_group = [torch.nonzero(rank % groups == k).flatten() for k in range(groups)]
     return [per_group[s % groups] for _ in range(epochs) for s in range(steps)]
 
 # %% ../nbs/dd.ipynb #81d8afdc
-def dd_loss(net: nn.Module,
-            params: dict,             # θ0, the initialisation
-            x_syn: torch.Tensor,      # synthetic images (require grad)
-            y_syn: torch.Tensor,
-            lrs: torch.Tensor,        # one positive lr per step, e.g. softplus(raw_lrs)
-            batches: list,            # from `step_batches`
-            x_real: torch.Tensor,     # a batch of real images
-            y_real: torch.Tensor) -> torch.Tensor:
-    "Cross-entropy on `(x_real, y_real)` of the network trained from `params` by unrolled SGD on the synthetic set."
-    return label_loss(fmodel(net, unroll(net, params, x_syn, y_syn, lrs, batches), x_real), y_real)
+def dd_loss(
+    net: nn.Module,
+    params: dict,  # θ0, the initialisation
+    x_syn: torch.Tensor,  # synthetic images (require grad)
+    y_syn: torch.Tensor,
+    lrs: torch.Tensor,  # one positive lr per step, e.g. softplus(raw_lrs)
+    batches: list,  # from `step_batches`
+    x_real: torch.Tensor,  # a batch of real images
+    y_real: torch.Tensor,
+) -> torch.Tensor:
+    """Cross-entropy on `(x_real, y_real)` of the network trained from `params` by
+    unrolled SGD on the synthetic set."""
+    return label_loss(
+        fmodel(net, unroll(net, params, x_syn, y_syn, lrs, batches), x_real), y_real
+    )
 
 # %% ../nbs/dd.ipynb #14e1a89d
-def distill_dd(data: ImageData,                 # any dataset (its device is used)
-               ipc: int,                        # images per class
-               model: str = "ConvNet",
-               model_kwargs: dict | None = None,   # e.g. {"width": 128}
-               iterations: int = 1000,          # outer iterations
-               steps: int = 10,                 # groups of synthetic images, one per unrolled step
-               epochs: int = 3,                 # passes over the steps (steps × epochs unrolled steps)
-               lr_img: float = 0.01,            # Adam learning rate of the images
-               lr_lr: float | None = None,      # Adam learning rate of the raw lrs; None: lr_img (as in the paper)
-               lr_init: float = 0.02,           # initial learned lr of every unrolled step
-               batch_real: int = 1024,          # real images per outer iteration
-               fixed_init: bool = False,        # reuse one network initialisation (seeded `seed`) every iteration
-               init: str = "noise",             # "noise" or "real"
-               decay_every: int = 0,            # halve lr_img and lr_lr every this many iterations (0: never)
-               seed: int = 0,
-               out_dir=None,                    # checkpoints (and the last good set on a NaN) go here
-               **loop_kw) -> tuple[SynSet, History]:  # distill_loop options: eval_every, evaluate, progress, ...
-    "Distil `data` to `ipc` images per class (and one lr per unrolled step) by backpropagating through training."
+def distill_dd(
+    data: ImageData,  # any dataset (its device is used)
+    ipc: int,  # images per class
+    model: str = "ConvNet",
+    model_kwargs: dict | None = None,  # e.g. {"width": 128}
+    iterations: int = 1000,  # outer iterations
+    steps: int = 10,  # groups of synthetic images, one per unrolled step
+    epochs: int = 3,  # passes over the steps (steps × epochs unrolled steps)
+    lr_img: float = 0.01,  # Adam learning rate of the images
+    # Adam learning rate of the raw lrs; None: lr_img (as in the paper)
+    lr_lr: float | None = None,
+    lr_init: float = 0.02,  # initial learned lr of every unrolled step
+    batch_real: int = 1024,  # real images per outer iteration
+    # reuse one network initialisation (seeded `seed`) every iteration
+    fixed_init: bool = False,
+    init: str = "noise",  # "noise" or "real"
+    # halve lr_img and lr_lr every this many iterations (0: never)
+    decay_every: int = 0,
+    seed: int = 0,
+    out_dir=None,  # checkpoints (and the last good set on a NaN) go here
+    **loop_kw
+    # distill_loop options: eval_every, evaluate, progress, ...
+) -> tuple[SynSet, History]:
+    """Distil `data` to `ipc` images per class (and one lr per unrolled step) by
+    backpropagating through training."""
     i, dev, K = data.info, data.x_train.device, data.info.num_classes
     kw = model_kwargs_for(model, model_kwargs or {})
     make_net = lambda: get_model(model, i.channels, K, i.im_size, **kw).to(dev)
-    with seeded(seed): net = make_net()                  # the architecture; with fixed_init also θ0
+    with seeded(seed):
+        net = make_net()  # the architecture; with fixed_init also θ0
     theta0 = params_of(net)
     x_syn, y_syn = init_synset(data, ipc, init, seed)
-    raw_lrs = inv_softplus(torch.full((steps * epochs,), float(lr_init), device=dev)).requires_grad_()
+    raw_lrs = inv_softplus(
+        torch.full((steps * epochs,), float(lr_init), device=dev)
+    ).requires_grad_()
     lr_lr = lr_img if lr_lr is None else lr_lr
-    opt = torch.optim.Adam([{"params": [x_syn], "lr": lr_img}, {"params": [raw_lrs], "lr": lr_lr}], betas=(0.5, 0.999))
+    opt = torch.optim.Adam(
+        [{"params": [x_syn], "lr": lr_img}, {"params": [raw_lrs], "lr": lr_lr}],
+        betas=(0.5, 0.999),
+    )
     batches = step_batches(ipc, K, steps, epochs, dev)
-    cfg = dict(dataset=i.name, ipc=ipc, model=model, model_kwargs=kw, iterations=iterations, steps=steps, epochs=epochs,
-               lr_img=lr_img, lr_lr=lr_lr, lr_init=lr_init, batch_real=batch_real, fixed_init=fixed_init, init=init,
-               decay_every=decay_every)
+    cfg = dict(
+        dataset=i.name,
+        ipc=ipc,
+        model=model,
+        model_kwargs=kw,
+        iterations=iterations,
+        steps=steps,
+        epochs=epochs,
+        lr_img=lr_img,
+        lr_lr=lr_lr,
+        lr_init=lr_init,
+        batch_real=batch_real,
+        fixed_init=fixed_init,
+        init=init,
+        decay_every=decay_every,
+    )
 
     def step(it, g):
-        for grp, lr in zip(opt.param_groups, (lr_img, lr_lr)): grp["lr"] = lr * 0.5 ** (it // decay_every) if decay_every else lr
-        if fixed_init: p0 = theta0
+        for grp, lr in zip(opt.param_groups, (lr_img, lr_lr)):
+            grp["lr"] = lr * 0.5 ** (it // decay_every) if decay_every else lr
+        if fixed_init:
+            p0 = theta0
         else:
-            with seeded(int(torch.randint(2**31, (1,), generator=g))): p0 = params_of(make_net())
+            with seeded(int(torch.randint(2**31, (1,), generator=g))):
+                p0 = params_of(make_net())
         idx = torch.randperm(len(data.x_train), generator=g)[:batch_real].to(dev)
-        loss = dd_loss(net, p0, x_syn, y_syn, F.softplus(raw_lrs), batches, data.x_train[idx], data.y_train[idx])
-        opt.zero_grad(set_to_none=True); loss.backward(inputs=[x_syn, raw_lrs]); opt.step()
+        loss = dd_loss(
+            net,
+            p0,
+            x_syn,
+            y_syn,
+            F.softplus(raw_lrs),
+            batches,
+            data.x_train[idx],
+            data.y_train[idx],
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=[x_syn, raw_lrs])
+        opt.step()
         return loss.detach()
 
     zca = data.zca.state_dict() if data.zca is not None else None
-    to_synset = lambda: SynSet(x_syn.detach().clone(), y_syn.clone(), zca=zca,
-                               meta=make_meta(data, "dd", ipc, model=model, model_kwargs=kw, config=cfg, seed=seed,
-                                              lrs=F.softplus(raw_lrs).tolist(), init_seed=seed if fixed_init else None))
-    hint = ("lr_img (or lr_lr) is too high: the images or the learned lrs grew until the unrolled training diverged; "
-            "lower them (e.g. 10x)")
-    hist = distill_loop(step, {"images": x_syn, "raw_lrs": raw_lrs}, [opt], iterations, to_synset, seed, out_dir,
-                        {"method": "dd", **cfg}, hint=hint, **loop_kw)
+    to_synset = lambda: SynSet(
+        x_syn.detach().clone(),
+        y_syn.clone(),
+        zca=zca,
+        meta=make_meta(
+            data,
+            "dd",
+            ipc,
+            model=model,
+            model_kwargs=kw,
+            config=cfg,
+            seed=seed,
+            lrs=F.softplus(raw_lrs).tolist(),
+            init_seed=seed if fixed_init else None,
+        ),
+    )
+    hint = (
+        "lr_img (or lr_lr) is too high: the images or the learned lrs grew until the "
+        "unrolled training diverged; "
+        "lower them (e.g. 10x)"
+    )
+    hist = distill_loop(
+        step,
+        {"images": x_syn, "raw_lrs": raw_lrs},
+        [opt],
+        iterations,
+        to_synset,
+        seed,
+        out_dir,
+        {"method": "dd", **cfg},
+        hint=hint,
+        **loop_kw
+    )
     return to_synset(), hist
 
 # %% ../nbs/dd.ipynb #a22fe7a8
-def replay_dd(s: SynSet,                     # the images to train on
-              data: ImageData,               # its test split is used
-              runs: int = 3,                 # networks from fresh inits `seed + r` (1 for a fixed-init schedule)
-              seed: int = 0,
-              schedule: SynSet | None = None,  # the DD set whose lrs, steps, epochs, model and init to use; None: `s`
-              ) -> EvalResult:
-    "Test accuracies of networks trained on `s` with DD's own unrolled schedule (learned lrs, plain SGD, no graph)."
+def replay_dd(
+    s: SynSet,  # the images to train on
+    data: ImageData,  # its test split is used
+    runs: int = 3,  # networks from fresh inits `seed + r` (1 for a fixed-init schedule)
+    seed: int = 0,
+    # the DD set whose lrs, steps, epochs, model and init to use; None: `s`
+    schedule: SynSet | None = None,
+) -> EvalResult:
+    """Test accuracies of networks trained on `s` with DD's own unrolled schedule
+    (learned lrs, plain SGD, no graph)."""
     m = (schedule or s).meta
     i, dev = data.info, data.x_train.device
     lrs = torch.tensor(m["lrs"], device=dev)
-    batches = step_batches(s.ipc, i.num_classes, m["config"]["steps"], m["config"]["epochs"], dev)
+    batches = step_batches(
+        s.ipc, i.num_classes, m["config"]["steps"], m["config"]["epochs"], dev
+    )
     fixed = m.get("init_seed") is not None
     x, y, res = s.images.detach().to(dev), s.labels.to(dev), EvalResult([], {})
     for r in range(1 if fixed else runs):
         with seeded(m["init_seed"] if fixed else seed + r):
-            net = get_model(m["model"], i.channels, i.num_classes, i.im_size, **m["model_kwargs"]).to(dev)
+            net = get_model(
+                m["model"], i.channels, i.num_classes, i.im_size, **m["model_kwargs"]
+            ).to(dev)
         trained = unroll(net, params_of(net), x, y, lrs, batches, create_graph=False)
         with torch.no_grad():
-            for n, p in net.named_parameters(): p.copy_(trained[n])
-        res.accs.append(accuracy(net, data.x_test, data.y_test)); res.per_model.setdefault(m["model"], []).append(res.accs[-1])
+            for n, p in net.named_parameters():
+                p.copy_(trained[n])
+        res.accs.append(accuracy(net, data.x_test, data.y_test))
+        res.per_model.setdefault(m["model"], []).append(res.accs[-1])
     return res

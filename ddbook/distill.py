@@ -23,66 +23,93 @@ from .synset import SynSet, check_ipc, make_meta, random_synset
 __all__ = ['init_synset', 'init_from', 'init_label', 'History', 'config_fingerprint', 'distill_loop', 'step_frozen']
 
 # %% ../nbs/distill.ipynb #449f0787
-def init_synset(data: ImageData,     # the real data (its device is used)
-                ipc: int,            # images per class
-                init: str = "real",  # "real" or "noise"
-                seed: int = 0) -> tuple:
-    "Learnable images `[K*ipc, C, H, W]` (a leaf with grad) and their labels, initialised from real images or noise."
+def init_synset(
+    # the real data (its device is used)
+    # images per class
+    # "real" or "noise"
+    data: ImageData,
+    ipc: int,
+    init: str = "real",
+    seed: int = 0,
+) -> tuple:
+    """Learnable images `[K*ipc, C, H, W]` (a leaf with grad) and their labels,
+    initialised from real images or noise."""
     check_ipc(data, ipc)
-    if init == "real": x = random_synset(data, ipc, seed).images
+    if init == "real":
+        x = random_synset(data, ipc, seed).images
     elif init == "noise":
         i = data.info
-        x = torch.randn(i.num_classes * ipc, i.channels, *i.im_size, generator=make_generator(seed)).to(data.x_train.device)
-    else: raise ValueError(f"unknown init {init!r}; choose one of: real, noise")
+        x = torch.randn(
+            i.num_classes * ipc, i.channels, *i.im_size, generator=make_generator(seed)
+        ).to(data.x_train.device)
+    else:
+        raise ValueError(f"unknown init {init!r}; choose one of: real, noise")
     y = torch.arange(data.info.num_classes, device=x.device).repeat_interleave(ipc)
     return x.detach().clone().requires_grad_(True), y
 
 # %% ../nbs/distill.ipynb #909fa1c9
-def init_from(data: ImageData, ipc: int,
-              x_init: torch.Tensor,   # initial images [K*ipc, C, H, W], grouped by class
-              ) -> tuple:
-    "`x_init` as learnable images on the data's device (a leaf with grad) and their labels, like `init_synset`."
+def init_from(
+    data: ImageData,
+    ipc: int,
+    x_init: torch.Tensor,  # initial images [K*ipc, C, H, W], grouped by class
+) -> tuple:
+    """`x_init` as learnable images on the data's device (a leaf with grad) and their
+    labels, like `init_synset`."""
     i = data.info
     want = (i.num_classes * ipc, i.channels, *i.im_size)
     if tuple(x_init.shape) != want:
-        raise ValueError(f"x_init has shape {tuple(x_init.shape)}, expected {want} ({i.num_classes} classes x ipc={ipc}, grouped by class)")
+        raise ValueError(
+            f"x_init has shape {tuple(x_init.shape)}, expected {want} ({i.num_classes} "
+            f"classes x ipc={ipc}, grouped by class)"
+        )
     y = torch.arange(i.num_classes, device=data.x_train.device).repeat_interleave(ipc)
     return x_init.detach().clone().to(data.x_train.device).requires_grad_(True), y
 
 def init_label(x_init: torch.Tensor) -> str:
-    "A short name of a given initial set for a run's configuration (a checksum of its values)."
+    """A short name of a given initial set for a run's configuration (a checksum of its
+    values)."""
     return f"given ({float(x_init.detach().double().abs().sum()):.6g})"
 
 # %% ../nbs/distill.ipynb #29696a74
 @dataclass
 class History:
-    "What a distillation run recorded: the loss of every iteration and the periodic evaluations."
-    losses: list = field(default_factory=list)      # one float per iteration
-    evals: list = field(default_factory=list)       # (iteration, acc_mean, acc_std)
-    seconds: float = 0.0                            # wall seconds spent in the loop (over all resumptions)
+    """What a distillation run recorded: the loss of every iteration and the periodic
+    evaluations."""
+
+    losses: list = field(default_factory=list)  # one float per iteration
+    evals: list = field(default_factory=list)  # (iteration, acc_mean, acc_std)
+    seconds: float = 0.0  # wall seconds spent in the loop (over all resumptions)
 
 def config_fingerprint(config: dict) -> str:
     "A short stable hash of a JSON-able configuration."
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps(config, sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
 
 # %% ../nbs/distill.ipynb #75de53f2
-def distill_loop(step: Callable,             # step(it, g) -> 0-d loss tensor; does the method's update itself
-                 params: dict,               # name -> learned tensor (updated in place by the optimisers), or any state tensor to checkpoint
-                 optimizers: list,           # torch optimisers (their state is checkpointed)
-                 iterations: int,
-                 to_synset: Callable,        # () -> SynSet of the current state
-                 seed: int = 0,              # seeds the loop's generator `g`
-                 out_dir=None,               # where checkpoint.pt (and, on a NaN, the last good set) go
-                 config: dict | None = None, # the run's settings; a checkpoint is resumed only if they match
-                 checkpoint_every: float = 300.0,  # seconds between checkpoints (0: every iteration)
-                 check_every: int = 1,       # iterations between NaN checks
-                 eval_every: int = 0,        # iterations between evaluations (0: none)
-                 evaluate: Callable | None = None,  # SynSet -> EvalResult
-                 hint: str = "the image learning rate (lr_img) is too high",
-                 check: Callable | None = None,  # () -> None, or a message saying what went wrong (e.g. a collapsed lr)
-                 progress: bool = True,
-                 ) -> History:
-    "Run `iterations` of `step` with progress, NaN guard, checkpoints and periodic evaluation; returns the `History`."
+def distill_loop(
+    step: Callable,  # step(it, g) -> 0-d loss tensor; does the method's update itself
+    # name -> learned tensor (updated in place by the optimisers), or any state tensor
+    # to checkpoint
+    params: dict,
+    optimizers: list,  # torch optimisers (their state is checkpointed)
+    iterations: int,
+    to_synset: Callable,  # () -> SynSet of the current state
+    seed: int = 0,  # seeds the loop's generator `g`
+    out_dir=None,  # where checkpoint.pt (and, on a NaN, the last good set) go
+    # the run's settings; a checkpoint is resumed only if they match
+    config: dict | None = None,
+    checkpoint_every: float = 300.0,  # seconds between checkpoints (0: every iteration)
+    check_every: int = 1,  # iterations between NaN checks
+    eval_every: int = 0,  # iterations between evaluations (0: none)
+    evaluate: Callable | None = None,  # SynSet -> EvalResult
+    hint: str = "the image learning rate (lr_img) is too high",
+    # () -> None, or a message saying what went wrong (e.g. a collapsed lr)
+    check: Callable | None = None,
+    progress: bool = True,
+) -> History:
+    """Run `iterations` of `step` with progress, NaN guard, checkpoints and periodic
+    evaluation; returns the `History`."""
     g, hist, start = make_generator(seed), History(), 0
     ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
     fp = config_fingerprint(config or {})
@@ -91,60 +118,102 @@ def distill_loop(step: Callable,             # step(it, g) -> 0-d loss tensor; d
         if c.get("fingerprint") == fp:
             start = _restore(c, params, optimizers, g, hist)
             print(f"resuming from {ckpt} at iteration {start}")
-    good = {k: v.detach().clone() for k, v in params.items()}; good_it = start
+    good = {k: v.detach().clone() for k, v in params.items()}
+    good_it = start
     t_last, t0 = time.monotonic(), time.monotonic()
-    bar = tqdm(range(start, iterations), desc="distill", disable=not progress, initial=start, total=iterations)
+    bar = tqdm(
+        range(start, iterations),
+        desc="distill",
+        disable=not progress,
+        initial=start,
+        total=iterations,
+    )
     for it in bar:
         loss = step(it, g)
         hist.losses.append(loss.detach())
         if (it + 1) % check_every == 0 or it + 1 == iterations:
             _guard(loss, params, good, good_it, it, to_synset, out_dir, hint, check)
-            good = {k: v.detach().clone() for k, v in params.items()}; good_it = it + 1
+            good = {k: v.detach().clone() for k, v in params.items()}
+            good_it = it + 1
             hist.losses = [float(l) for l in hist.losses]
             bar.set_postfix(loss=f"{hist.losses[-1]:.4g}", refresh=False)
-        if evaluate is not None and eval_every and ((it + 1) % eval_every == 0 or it + 1 == iterations):
-            r = evaluate(to_synset()); hist.evals.append((it + 1, r.mean, r.std))
-        if ckpt is not None and (time.monotonic() - t_last >= checkpoint_every or it + 1 == iterations):
-            hist.seconds += time.monotonic() - t0; t0 = time.monotonic()
-            _save(ckpt, it + 1, params, optimizers, g, hist, fp); t_last = time.monotonic()
+        if (
+            evaluate is not None
+            and eval_every
+            and ((it + 1) % eval_every == 0 or it + 1 == iterations)
+        ):
+            r = evaluate(to_synset())
+            hist.evals.append((it + 1, r.mean, r.std))
+        if ckpt is not None and (
+            time.monotonic() - t_last >= checkpoint_every or it + 1 == iterations
+        ):
+            hist.seconds += time.monotonic() - t0
+            t0 = time.monotonic()
+            _save(ckpt, it + 1, params, optimizers, g, hist, fp)
+            t_last = time.monotonic()
     hist.losses = [float(l) for l in hist.losses]
     hist.seconds += time.monotonic() - t0
     return hist
 
 # %% ../nbs/distill.ipynb #10446a0d
 def _guard(loss, params, good, good_it, it, to_synset, out_dir, hint, check=None):
-    "Raise (after restoring and saving the last good state) if the loss or a learned tensor is not finite, or `check` objects."
+    """Raise (after restoring and saving the last good state) if the loss or a learned
+    tensor is not finite, or `check` objects."""
     bad = [k for k, v in params.items() if not bool(torch.isfinite(v).all())]
     try:
         check_finite(loss, f"the loss at iteration {it}", hint)
-        if bad: raise FloatingPointError(f"{', '.join(bad)} became non-finite at iteration {it}; likely cause: {hint}")
+        if bad:
+            raise FloatingPointError(
+                f"{', '.join(bad)} became non-finite at iteration {it}; likely cause: "
+                f"{hint}"
+            )
         msg = check() if check is not None else None
-        if msg: raise FloatingPointError(f"at iteration {it}: {msg}")
+        if msg:
+            raise FloatingPointError(f"at iteration {it}: {msg}")
     except FloatingPointError as e:
         with torch.no_grad():
-            for k, v in params.items(): v.copy_(good[k])
+            for k, v in params.items():
+                v.copy_(good[k])
         where = ""
         if out_dir is not None:
-            to_synset().save(out_dir); where = f"; the last good set (after iteration {good_it}) is saved in {out_dir}"
+            to_synset().save(out_dir)
+            where = (
+                f"; the last good set (after iteration {good_it}) is saved in {out_dir}"
+            )
         raise FloatingPointError(f"{e}{where}") from None
 
 def _save(ckpt, it, params, optimizers, g, hist, fp):
-    save_torch_atomic({"iteration": it, "fingerprint": fp, "params": {k: v.detach().cpu() for k, v in params.items()},
-                       "optimizers": [o.state_dict() for o in optimizers], "generator": g.get_state(),
-                       "losses": [float(l) for l in hist.losses], "evals": hist.evals, "seconds": hist.seconds}, ckpt)
+    save_torch_atomic(
+        {
+            "iteration": it,
+            "fingerprint": fp,
+            "params": {k: v.detach().cpu() for k, v in params.items()},
+            "optimizers": [o.state_dict() for o in optimizers],
+            "generator": g.get_state(),
+            "losses": [float(l) for l in hist.losses],
+            "evals": hist.evals,
+            "seconds": hist.seconds,
+        },
+        ckpt,
+    )
 
 def _restore(c, params, optimizers, g, hist) -> int:
     with torch.no_grad():
         for k, v in params.items(): v.copy_(c["params"][k].to(v.device))
     for o, s in zip(optimizers, c["optimizers"]): o.load_state_dict(s)
     g.set_state(c["generator"])
-    hist.losses, hist.evals, hist.seconds = list(c["losses"]), [tuple(e) for e in c["evals"]], c["seconds"]
+    hist.losses, hist.evals, hist.seconds = (
+        list(c["losses"]),
+        [tuple(e) for e in c["evals"]],
+        c["seconds"],
+    )
     return int(c["iteration"])
 
 # %% ../nbs/distill.ipynb #28efbdc8
 def step_frozen(opt: torch.optim.Optimizer,       # the optimiser of `x`
                 x: torch.Tensor,                  # the learned images [N, ...]
-                frozen: torch.Tensor | None = None,  # bool [N]: rows to keep as they are; None: none
+                # bool [N]: rows to keep as they are; None: none
+                frozen: torch.Tensor | None = None,
                 ):
     "`opt.step()`, leaving the rows of `x` where `frozen` is True exactly as they were."
     if frozen is None: return opt.step()

@@ -11,7 +11,14 @@ import torch.nn as nn
 from .augment import default_strategy, draw_seed, dsa, parse_strategy
 from .core import seeded
 from .data import ImageData
-from .distill import History, distill_loop, init_from, init_label, init_synset, step_frozen
+from ddbook.distill import (
+    History,
+    distill_loop,
+    init_from,
+    init_label,
+    init_synset,
+    step_frozen,
+)
 from .models import get_model
 from .synset import SynSet, make_meta
 from .train import model_kwargs_for
@@ -31,7 +38,8 @@ def class_means(f: torch.Tensor,     # features [N, D]
 
 # %% ../nbs/dm.ipynb #0a7d22da
 def _augment(x, strategy, seed):
-    "DSA with one draw for the whole batch (siamese), or `x` itself when `strategy` is None or 'none'."
+    """DSA with one draw for the whole batch (siamese), or `x` itself when `strategy` is
+    None or 'none'."""
     return x if strategy in (None, "none") else dsa(x, strategy, seed, siamese=True)
 
 @torch.no_grad()
@@ -45,114 +53,222 @@ def embed_means(net: nn.Module,          # the embedding network (its `embed` is
                 ) -> torch.Tensor:
     "Per-class mean embedding `[K, D]` of the augmented images, without a graph."
     n = chunk or len(x)
-    f = torch.cat([net.embed(_augment(x[i:i + n], strategy, seed)) for i in range(0, len(x), n)])
+    f = torch.cat(
+        [net.embed(_augment(x[i : i + n], strategy, seed)) for i in range(0, len(x), n)]
+    )
     return class_means(f, y, num_classes)
 
 # %% ../nbs/dm.ipynb #c3119ea5
-def dm_loss(net: nn.Module,            # a (random, frozen) network with `embed`
-            x_real: torch.Tensor,      # real images of all classes [K*batch_real, C, H, W]
-            y_real: torch.Tensor,      # their labels
-            x_syn: torch.Tensor,       # synthetic images [K*ipc, C, H, W] (requires grad)
-            y_syn: torch.Tensor,       # their labels
-            num_classes: int,
-            strategy: str | None = None,  # DSA strategy; None or "none": no augmentation
-            seed: int = 0,             # one DSA draw, shared by the real and the synthetic images
-            ) -> torch.Tensor:
-    "Σ_c ‖mean embed(aug(real_c)) − mean embed(aug(syn_c))‖², each set through the network in one call."
+def dm_loss(
+    net: nn.Module,  # a (random, frozen) network with `embed`
+    x_real: torch.Tensor,  # real images of all classes [K*batch_real, C, H, W]
+    y_real: torch.Tensor,  # their labels
+    x_syn: torch.Tensor,  # synthetic images [K*ipc, C, H, W] (requires grad)
+    y_syn: torch.Tensor,  # their labels
+    num_classes: int,
+    strategy: str | None = None,  # DSA strategy; None or "none": no augmentation
+    seed: int = 0,  # one DSA draw, shared by the real and the synthetic images
+) -> torch.Tensor:
+    """Σ_c ‖mean embed(aug(real_c)) − mean embed(aug(syn_c))‖², each set through the
+    network in one call."""
     mu_real = embed_means(net, x_real, y_real, num_classes, strategy, seed)
     mu_syn = class_means(net.embed(_augment(x_syn, strategy, seed)), y_syn, num_classes)
     return ((mu_real - mu_syn) ** 2).sum()
 
 # %% ../nbs/dm.ipynb #eba39fad
-def dm_loss_per_class(net: nn.Module, x_real: torch.Tensor, y_real: torch.Tensor, x_syn: torch.Tensor,
-                      y_syn: torch.Tensor, num_classes: int, strategy: str | None = None, seed: int = 0) -> torch.Tensor:
-    "Reference: the same loss with two `embed` calls per class (the official loop, one shared DSA seed)."
+def dm_loss_per_class(
+    net: nn.Module,
+    x_real: torch.Tensor,
+    y_real: torch.Tensor,
+    x_syn: torch.Tensor,
+    y_syn: torch.Tensor,
+    num_classes: int,
+    strategy: str | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Reference: the same loss with two `embed` calls per class (the official loop, one
+    shared DSA seed)."""
     loss = x_syn.new_zeros(())
     for c in range(num_classes):
-        with torch.no_grad(): f_real = net.embed(_augment(x_real[y_real == c], strategy, seed)).mean(0)
+        with torch.no_grad():
+            f_real = net.embed(_augment(x_real[y_real == c], strategy, seed)).mean(0)
         f_syn = net.embed(_augment(x_syn[y_syn == c], strategy, seed)).mean(0)
         loss = loss + ((f_real - f_syn) ** 2).sum()
     return loss
 
 # %% ../nbs/dm.ipynb #61f0495b
-def dm_backward(net: nn.Module, x_real: torch.Tensor, y_real: torch.Tensor,
-                x_syn: torch.Tensor,         # a leaf with requires_grad; its `.grad` is accumulated into
-                y_syn: torch.Tensor, num_classes: int, strategy: str | None = None, seed: int = 0,
-                chunk: int = 0,              # images per `embed` call; 0: one call per set, no extra forward
-                subsets: list | None = None, # row-index tensors of subsets whose own loss is added (MDC); None: none
-                ) -> torch.Tensor:
-    "The DM loss (detached) with its gradient accumulated into `x_syn.grad`, embedding `chunk` images at a time."
+def dm_backward(
+    net: nn.Module,
+    x_real: torch.Tensor,
+    y_real: torch.Tensor,
+    x_syn: torch.Tensor,  # a leaf with requires_grad; its `.grad` is accumulated into
+    y_syn: torch.Tensor,
+    num_classes: int,
+    strategy: str | None = None,
+    seed: int = 0,
+    chunk: int = 0,  # images per `embed` call; 0: one call per set, no extra forward
+    # row-index tensors of subsets whose own loss is added (MDC); None: none
+    subsets: list | None = None,
+) -> torch.Tensor:
+    """The DM loss (detached) with its gradient accumulated into `x_syn.grad`, embedding
+    `chunk` images at a time."""
     mu_real = embed_means(net, x_real, y_real, num_classes, strategy, seed, chunk)
-    if not chunk or len(x_syn) <= chunk:  # the synthetic set in one call: plain backward
+    # the synthetic set in one call: plain backward
+    if not chunk or len(x_syn) <= chunk:
         f = net.embed(_augment(x_syn, strategy, seed))
         loss = ((mu_real - class_means(f, y_syn, num_classes)) ** 2).sum()
-        for m in subsets or []: loss = loss + ((mu_real - class_means(f[m], y_syn[m], num_classes)) ** 2).sum()
+        for m in subsets or []:
+            loss = (
+                loss + ((mu_real - class_means(f[m], y_syn[m], num_classes)) ** 2).sum()
+            )
         loss.backward()
         return loss.detach()
-    if subsets: raise ValueError("chunk cannot be combined with subset losses (MDC); set chunk=0")
+    if subsets:
+        raise ValueError(
+            "chunk cannot be combined with subset losses (MDC); set chunk=0"
+        )
     diff = embed_means(net, x_syn, y_syn, num_classes, strategy, seed, chunk) - mu_real
-    grad_f = 2 * diff / torch.bincount(y_syn, minlength=num_classes).clamp_min(1)[:, None].to(diff.dtype)
+    grad_f = (
+        2
+        * diff
+        / torch.bincount(y_syn, minlength=num_classes)
+        .clamp_min(1)[:, None]
+        .to(diff.dtype)
+    )
     for i in range(0, len(x_syn), chunk):
-        net.embed(_augment(x_syn[i:i + chunk], strategy, seed)).backward(grad_f[y_syn[i:i + chunk]])
-    return (diff ** 2).sum()
+        net.embed(_augment(x_syn[i : i + chunk], strategy, seed)).backward(
+            grad_f[y_syn[i : i + chunk]]
+        )
+    return (diff**2).sum()
 
 # %% ../nbs/dm.ipynb #db878e02
-def distill_dm(data: ImageData,                # the real data (its device is used)
-               ipc: int = 10,                  # images per class
-               iterations: int = 20000,        # paper: 20000
-               lr_img: float = 1.0,            # SGD (momentum 0.5) step on the images; paper: 1 (10 for CIFAR-10 IPC >= 100)
-               batch_real: int = 256,          # real images per class and iteration
-               model: str = "ConvNet",         # the random embedding network
-               model_kwargs: dict | None = None,  # e.g. {"width": 128}
-               init: str = "real",             # "real" or "noise"
-               dsa_strategy: str | None = "default",  # "default": default_strategy(dataset); None/"none": no DSA
-               seed: int = 0,                  # seeds the initial set and the loop's generator
-               chunk: int = 0,                 # images per embed call (0: all at once); see dm_backward
-               out_dir=None,                   # checkpoints (and the last good set on a NaN) go here
-               eval_every: int = 0,            # iterations between evaluations with `protocol` (0: none)
-               protocol=None,                  # an EvalProtocol, or any (set, data, seed, device) -> EvalResult
-               progress: bool = True,
-               checkpoint_every: float = 300.0,  # seconds between checkpoints
-               x_init: torch.Tensor | None = None,  # initial images [K*ipc, C, H, W], grouped by class (SelMatch); None: `init`
-               frozen: torch.Tensor | None = None,  # bool [K*ipc]: images kept as they are (SelMatch's partial update)
-               multisize=None,                 # an `ddbook.mdc.Multisize`: adds the most learnable subset's loss (MDC)
-               method: str = "dm",             # recorded in the set's meta
-               config: dict | None = None,     # extra settings to record (and to fingerprint checkpoints with)
-               ) -> tuple[SynSet, History]:
-    "Distil `data` into `ipc` images per class by distribution matching; returns the set and the run's `History`."
+def distill_dm(
+    data: ImageData,  # the real data (its device is used)
+    ipc: int = 10,  # images per class
+    iterations: int = 20000,  # paper: 20000
+    # SGD (momentum 0.5) step on the images; paper: 1 (10 for CIFAR-10 IPC >= 100)
+    lr_img: float = 1.0,
+    batch_real: int = 256,  # real images per class and iteration
+    model: str = "ConvNet",  # the random embedding network
+    model_kwargs: dict | None = None,  # e.g. {"width": 128}
+    init: str = "real",  # "real" or "noise"
+    # "default": default_strategy(dataset); None/"none": no DSA
+    dsa_strategy: str | None = "default",
+    seed: int = 0,  # seeds the initial set and the loop's generator
+    chunk: int = 0,  # images per embed call (0: all at once); see dm_backward
+    out_dir=None,  # checkpoints (and the last good set on a NaN) go here
+    eval_every: int = 0,  # iterations between evaluations with `protocol` (0: none)
+    protocol=None,  # an EvalProtocol, or any (set, data, seed, device) -> EvalResult
+    progress: bool = True,
+    checkpoint_every: float = 300.0,  # seconds between checkpoints
+    # initial images [K*ipc, C, H, W], grouped by class (SelMatch); None: `init`
+    x_init: torch.Tensor | None = None,
+    # bool [K*ipc]: images kept as they are (SelMatch's partial update)
+    frozen: torch.Tensor | None = None,
+    # an `ddbook.mdc.Multisize`: adds the most learnable subset's loss (MDC)
+    multisize=None,
+    method: str = "dm",  # recorded in the set's meta
+    # extra settings to record (and to fingerprint checkpoints with)
+    config: dict | None = None,
+) -> tuple[SynSet, History]:
+    """Distil `data` into `ipc` images per class by distribution matching; returns the
+    set and the run's `History`."""
     info, dev = data.info, data.x_train.device
-    strategy = default_strategy(info.name) if dsa_strategy == "default" else dsa_strategy
-    if strategy not in (None, "none"): parse_strategy(strategy)  # an unknown operation fails here, not mid-run
+    strategy = (
+        default_strategy(info.name) if dsa_strategy == "default" else dsa_strategy
+    )
+    if strategy not in (None, "none"):
+        parse_strategy(strategy)  # an unknown operation fails here, not mid-run
     mk = model_kwargs_for(model, model_kwargs or {})
-    x_syn, y_syn = init_synset(data, ipc, init, seed) if x_init is None else init_from(data, ipc, x_init)
+    x_syn, y_syn = (
+        init_synset(data, ipc, init, seed)
+        if x_init is None
+        else init_from(data, ipc, x_init)
+    )
     pools, K = data.pools(), info.num_classes
     y_real = torch.arange(K, device=dev).repeat_interleave(batch_real)
     opt = torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5)
-    rank = torch.arange(len(x_syn)) % ipc               # position of every image within its class (on the host)
-    if frozen is not None and multisize is not None: raise ValueError("give frozen or multisize, not both (MDC freezes images itself)")
+    # position of every image within its class (on the host)
+    rank = torch.arange(len(x_syn)) % ipc
+    if frozen is not None and multisize is not None:
+        raise ValueError(
+            "give frozen or multisize, not both (MDC freezes images itself)"
+        )
     frozen = None if frozen is None else frozen.to(dev)
-    config = dict(method=method, dataset=info.name, ipc=ipc, iterations=iterations, lr_img=lr_img, batch_real=batch_real,
-                  model=model, model_kwargs=mk, init=init if x_init is None else init_label(x_init), dsa_strategy=strategy, seed=seed, chunk=chunk,
-                  frozen=None if frozen is None else int(frozen.sum()), **(multisize.config if multisize else {}), **(config or {}))
+    config = dict(
+        method=method,
+        dataset=info.name,
+        ipc=ipc,
+        iterations=iterations,
+        lr_img=lr_img,
+        batch_real=batch_real,
+        model=model,
+        model_kwargs=mk,
+        init=init if x_init is None else init_label(x_init),
+        dsa_strategy=strategy,
+        seed=seed,
+        chunk=chunk,
+        frozen=None if frozen is None else int(frozen.sum()),
+        **(multisize.config if multisize else {}),
+        **(config or {})
+    )
     params = {"images": x_syn, **({"multisize": multisize.state} if multisize else {})}
 
     def step(it, g):
         with seeded(int(torch.randint(2**31, (1,), generator=g))):
             net = get_model(model, info.channels, K, info.im_size, **mk).to(dev)
-        net.requires_grad_(False)  # a fixed random embedding: gradients go to the images only
+        # a fixed random embedding: gradients go to the images only
+        net.requires_grad_(False)
         x_real = torch.cat([pools.sample(c, batch_real, g) for c in range(K)])
         aug_seed = draw_seed(g)
         opt.zero_grad(set_to_none=True)
-        subsets = [torch.nonzero(rank < k).flatten().to(dev) for k in multisize.sizes(it, x_syn)] if multisize else None
-        loss = dm_backward(net, x_real, y_real, x_syn, y_syn, K, strategy, aug_seed, chunk, subsets)
+        subsets = (
+            [
+                torch.nonzero(rank < k).flatten().to(dev)
+                for k in multisize.sizes(it, x_syn)
+            ]
+            if multisize
+            else None
+        )
+        loss = dm_backward(
+            net, x_real, y_real, x_syn, y_syn, K, strategy, aug_seed, chunk, subsets
+        )
         step_frozen(opt, x_syn, multisize.frozen() if multisize else frozen)
         return loss
 
     zca = data.zca.state_dict() if data.zca is not None else None
+
     def to_synset():
-        return SynSet(x_syn.detach().clone(), y_syn.clone(), zca=zca,
-                      meta=make_meta(data, method, ipc, model=model, model_kwargs=mk, config=config, seed=seed))
-    evaluate = (lambda s: protocol(s, data, seed, dev)) if protocol is not None else None
-    hist = distill_loop(step, params, [opt], iterations, to_synset, seed, out_dir, config,
-                        checkpoint_every=checkpoint_every, eval_every=eval_every, evaluate=evaluate, progress=progress)
+        return SynSet(
+            x_syn.detach().clone(),
+            y_syn.clone(),
+            zca=zca,
+            meta=make_meta(
+                data,
+                method,
+                ipc,
+                model=model,
+                model_kwargs=mk,
+                config=config,
+                seed=seed,
+            ),
+        )
+
+    evaluate = (
+        (lambda s: protocol(s, data, seed, dev)) if protocol is not None else None
+    )
+    hist = distill_loop(
+        step,
+        params,
+        [opt],
+        iterations,
+        to_synset,
+        seed,
+        out_dir,
+        config,
+        checkpoint_every=checkpoint_every,
+        eval_every=eval_every,
+        evaluate=evaluate,
+        progress=progress,
+    )
     return to_synset(), hist

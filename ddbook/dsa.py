@@ -13,14 +13,25 @@ from .dc import distill_dc
 __all__ = ['distill_dsa']
 
 # %% ../nbs/dsa.ipynb #0c0cb333
-def distill_dsa(data: ImageData,            # any dataset (its device is used)
-                ipc: int,                   # images per class
-                dsa_strategy: str | None = None,  # operations joined by "_"; None: `default_strategy(data.info.name)`
-                init: str = "real",         # the paper initialises DSA from real images
-                **kw):                      # everything else `distill_dc` takes (iterations, lr_img, out_dir, ...)
-    "DC whose matching sees both batches through the same random differentiable augmentation; returns (SynSet, History)."
+def distill_dsa(
+    data: ImageData,  # any dataset (its device is used)
+    ipc: int,  # images per class
+    # operations joined by "_"; None: `default_strategy(data.info.name)`
+    dsa_strategy: str | None = None,
+    init: str = "real",  # the paper initialises DSA from real images
+    **kw
+):  # everything else `distill_dc` takes (iterations, lr_img, out_dir, ...)
+    """DC whose matching sees both batches through the same random differentiable
+    augmentation; returns (SynSet, History)."""
     strategy = dsa_strategy or default_strategy(data.info.name)
-    return distill_dc(data, ipc, init=init, method="dsa",
-                      augment=lambda x, seed: dsa(x, strategy, seed),           # siamese: one draw per batch
-                      train_aug=get_augment("dsa", strategy=strategy),          # per image, for the inner training
-                      config={"dsa_strategy": strategy, **kw.pop("config", {})}, **kw)
+    return distill_dc(
+        data,
+        ipc,
+        init=init,
+        method="dsa",
+        augment=lambda x, seed: dsa(x, strategy, seed),  # siamese: one draw per batch
+        # per image, for the inner training
+        train_aug=get_augment("dsa", strategy=strategy),
+        config={"dsa_strategy": strategy, **kw.pop("config", {})},
+        **kw
+    )

@@ -24,44 +24,81 @@ from .train import accuracy, model_kwargs_for, train_model
 __all__ = ['expert_config', 'ExpertStore', 'train_expert', 'train_experts']
 
 # %% ../nbs/experts.ipynb #ec03cf66
-def expert_config(data: ImageData,              # the real data the experts train on
-                  model: str = "ConvNet",
-                  model_kwargs: dict | None = None,  # e.g. {"width": 128}
-                  lr_teacher: float = 0.01,     # SGD learning rate of the experts (paper: 0.01)
-                  batch_train: int = 256,       # minibatch size (paper: 256)
-                  dsa_strategy: str | None = "default",  # "default": default_strategy(dataset); None/"none": no augmentation
-                  seed: int = 0,                # expert k is seeded `seed + k`
-                  ) -> dict:
-    "Everything that determines an expert trajectory except its length (a JSON-able dict)."
+def expert_config(
+    data: ImageData,  # the real data the experts train on
+    model: str = "ConvNet",
+    model_kwargs: dict | None = None,  # e.g. {"width": 128}
+    lr_teacher: float = 0.01,  # SGD learning rate of the experts (paper: 0.01)
+    batch_train: int = 256,  # minibatch size (paper: 256)
+    # "default": default_strategy(dataset); None/"none": no augmentation
+    dsa_strategy: str | None = "default",
+    seed: int = 0,  # expert k is seeded `seed + k`
+) -> dict:
+    """Everything that determines an expert trajectory except its length (a JSON-able
+    dict)."""
     i = data.info
-    strategy = default_strategy(i.name) if dsa_strategy == "default" else (dsa_strategy or "none")
-    if strategy != "none": parse_strategy(strategy)
-    return dict(dataset=i.name, n_train=len(data.x_train), checksum=round(float(data.x_train.double().abs().sum()), 2),
-                zca=data.zca is not None, model=model, model_kwargs=model_kwargs_for(model, model_kwargs or {}),
-                lr_teacher=float(lr_teacher), batch_train=int(batch_train), dsa_strategy=strategy, seed=int(seed))
+    strategy = (
+        default_strategy(i.name)
+        if dsa_strategy == "default"
+        else (dsa_strategy or "none")
+    )
+    if strategy != "none":
+        parse_strategy(strategy)
+    return dict(
+        dataset=i.name,
+        n_train=len(data.x_train),
+        checksum=round(float(data.x_train.double().abs().sum()), 2),
+        zca=data.zca is not None,
+        model=model,
+        model_kwargs=model_kwargs_for(model, model_kwargs or {}),
+        lr_teacher=float(lr_teacher),
+        batch_train=int(batch_train),
+        dsa_strategy=strategy,
+        seed=int(seed),
+    )
 
 # %% ../nbs/experts.ipynb #3ac60567
 class ExpertStore:
-    "A folder of expert trajectories trained with one configuration: `expert_<k>.pt` files and `experts.json`."
-    def __init__(self, folder,                 # the store's folder
-                 config: dict | None = None):  # `expert_config(...)`; None: read it from the folder
+    """A folder of expert trajectories trained with one configuration: `expert_<k>.pt`
+    files and `experts.json`."""
+
+    # the store's folder
+    # `expert_config(...)`; None: read it from the folder
+    def __init__(self, folder, config: dict | None = None):
         self.folder = Path(folder)
         desc = self.folder / "experts.json"
         if desc.exists():
             self.meta = json.loads(desc.read_text())
-            if config is not None and self.meta["config"] != json.loads(json.dumps(config)):
-                diff = sorted(k for k in set(config) | set(self.meta["config"]) if config.get(k) != self.meta["config"].get(k))
-                raise ValueError(f"the experts in {self.folder} were trained with other settings ({', '.join(diff)} "
-                                 "differ); use another folder, or the settings they were trained with")
+            if config is not None and self.meta["config"] != json.loads(
+                json.dumps(config)
+            ):
+                diff = sorted(
+                    k
+                    for k in set(config) | set(self.meta["config"])
+                    if config.get(k) != self.meta["config"].get(k)
+                )
+                raise ValueError(
+                    f"the experts in {self.folder} were trained with other settings "
+                    f"({', '.join(diff)} "
+                    "differ); use another folder, or the settings they were trained "
+                    "with"
+                )
         elif config is None:
-            raise FileNotFoundError(f"no expert store in {self.folder} (no experts.json); "
-                                    "train experts there with train_experts(data, ..., root=...)")
-        else: self.meta = dict(config=json.loads(json.dumps(config)), num_params=None, experts={})
+            raise FileNotFoundError(
+                f"no expert store in {self.folder} (no experts.json); "
+                "train experts there with train_experts(data, ..., root=...)"
+            )
+        else:
+            self.meta = dict(
+                config=json.loads(json.dumps(config)), num_params=None, experts={}
+            )
 
     @property
-    def config(self) -> dict: return self.meta["config"]
+    def config(self) -> dict:
+        return self.meta["config"]
 
-    def path(self, k: int) -> Path: return self.folder / f"expert_{k:03d}.pt"
+    def path(self, k: int) -> Path:
+        return self.folder / f"expert_{k:03d}.pt"
 
     def epochs(self, k: int) -> int:
         "Epochs stored for expert `k` (0 if it has none)."
@@ -69,77 +106,140 @@ class ExpertStore:
 
     def available(self, epochs: int) -> list:
         "The experts with at least `epochs` epochs stored."
-        return sorted(int(k) for k, e in self.meta["experts"].items() if e["epochs"] >= epochs)
+        return sorted(
+            int(k) for k, e in self.meta["experts"].items() if e["epochs"] >= epochs
+        )
 
     def load(self, k: int, epochs: int | None = None, device="cpu") -> torch.Tensor:
-        "Expert `k`'s trajectory `[epochs + 1, P]` (all stored epochs when `epochs` is None)."
-        if not self.path(k).exists(): raise FileNotFoundError(f"expert {k} is not in {self.folder}")
-        traj = torch.load(self.path(k), map_location="cpu", weights_only=True)["trajectory"]
+        """Expert `k`'s trajectory `[epochs + 1, P]` (all stored epochs when `epochs` is
+        None)."""
+        if not self.path(k).exists():
+            raise FileNotFoundError(f"expert {k} is not in {self.folder}")
+        traj = torch.load(self.path(k), map_location="cpu", weights_only=True)[
+            "trajectory"
+        ]
         if epochs is not None:
             if len(traj) <= epochs:
-                raise ValueError(f"expert {k} in {self.folder} has {len(traj) - 1} epochs, {epochs} were asked for: "
-                                 "train more with train_experts(..., epochs=...)")
-            traj = traj[:epochs + 1]
+                raise ValueError(
+                    f"expert {k} in {self.folder} has {len(traj) - 1} epochs, {epochs} "
+                    f"were asked for: "
+                    "train more with train_experts(..., epochs=...)"
+                )
+            traj = traj[: epochs + 1]
         return traj.to(device)
 
     def _record(self, k: int, epochs: int, accs: list, P: int):
         self.meta["num_params"] = P
-        self.meta["experts"][str(k)] = dict(epochs=epochs, test_acc=[round(a, 2) for a in accs],
-                                            megabytes=round((epochs + 1) * P * 4 / 2**20, 2))
+        self.meta["experts"][str(k)] = dict(
+            epochs=epochs,
+            test_acc=[round(a, 2) for a in accs],
+            megabytes=round((epochs + 1) * P * 4 / 2**20, 2),
+        )
         save_json_atomic(self.meta, self.folder / "experts.json")
 
-    def __len__(self): return len(self.meta["experts"])
+    def __len__(self):
+        return len(self.meta["experts"])
+
     def __repr__(self):
         E = sorted({e["epochs"] for e in self.meta["experts"].values()})
-        return f"ExpertStore({len(self)} experts, epochs {E}, {self.config['model']} on {self.config['dataset']}, {self.folder})"
+        c = self.config
+        return (f"ExpertStore({len(self)} experts, epochs {E}, {c['model']} on "
+                f"{c['dataset']}, {self.folder})")
 
 # %% ../nbs/experts.ipynb #9da28e31
-def train_expert(store: ExpertStore,
-                 data: ImageData,
-                 k: int,                  # which expert (its seed is config seed + k)
-                 epochs: int,             # train until the trajectory has this many epochs
-                 save_every: float = 60.0,  # seconds between writes of the partial trajectory
-                 progress: bool = False):
-    "Train (or resume, or extend) expert `k` of `store` to `epochs` epochs, writing its trajectory."
+def train_expert(
+    store: ExpertStore,
+    data: ImageData,
+    k: int,  # which expert (its seed is config seed + k)
+    epochs: int,  # train until the trajectory has this many epochs
+    save_every: float = 60.0,  # seconds between writes of the partial trajectory
+    progress: bool = False,
+):
+    """Train (or resume, or extend) expert `k` of `store` to `epochs` epochs, writing
+    its trajectory."""
     c, i, dev = store.config, data.info, data.x_train.device
     with seeded(c["seed"] + k):
-        net = get_model(c["model"], i.channels, i.num_classes, i.im_size, **c["model_kwargs"]).to(dev)
+        net = get_model(
+            c["model"], i.channels, i.num_classes, i.im_size, **c["model_kwargs"]
+        ).to(dev)
     g = make_generator(c["seed"] + k)
     traj, accs = [flatten_params(params_of(net))], []
-    if store.path(k).exists():                                   # resume or extend
+    if store.path(k).exists():  # resume or extend
         d = torch.load(store.path(k), map_location="cpu", weights_only=True)
         traj, accs = list(d["trajectory"].to(dev)), list(d["test_acc"])
         g.set_state(d["generator"])
-        with torch.no_grad(): vector_to_parameters(traj[-1].clone(), net.parameters())  # a copy: the parameters become views of it
-    aug = None if c["dsa_strategy"] == "none" else get_augment("dsa", strategy=c["dsa_strategy"])
+        with torch.no_grad():
+            # a copy: the parameters become views of it
+            vector_to_parameters(traj[-1].clone(), net.parameters())
+    aug = (
+        None
+        if c["dsa_strategy"] == "none"
+        else get_augment("dsa", strategy=c["dsa_strategy"])
+    )
 
     def save():
-        save_torch_atomic({"trajectory": torch.stack(traj).cpu(), "generator": g.get_state(), "test_acc": accs}, store.path(k))
+        save_torch_atomic(
+            {
+                "trajectory": torch.stack(traj).cpu(),
+                "generator": g.get_state(),
+                "test_acc": accs,
+            },
+            store.path(k),
+        )
         store._record(k, len(traj) - 1, accs, len(traj[0]))
 
     t_last = time.monotonic()
-    for ep in tqdm(range(len(traj) - 1, epochs), desc=f"expert {k}", disable=not progress, leave=False):
-        train_model(net, data.x_train, data.y_train, 1, c["lr_teacher"], momentum=0.0, weight_decay=0.0,
-                    batch_size=c["batch_train"], schedule="none", aug=aug, generator=g)
-        traj.append(flatten_params(params_of(net))); accs.append(accuracy(net, data.x_test, data.y_test))
-        if time.monotonic() - t_last >= save_every or ep + 1 == epochs: save(); t_last = time.monotonic()
+    for ep in tqdm(
+        range(len(traj) - 1, epochs),
+        desc=f"expert {k}",
+        disable=not progress,
+        leave=False,
+    ):
+        train_model(
+            net,
+            data.x_train,
+            data.y_train,
+            1,
+            c["lr_teacher"],
+            momentum=0.0,
+            weight_decay=0.0,
+            batch_size=c["batch_train"],
+            schedule="none",
+            aug=aug,
+            generator=g,
+        )
+        traj.append(flatten_params(params_of(net)))
+        accs.append(accuracy(net, data.x_test, data.y_test))
+        if time.monotonic() - t_last >= save_every or ep + 1 == epochs:
+            save()
+            t_last = time.monotonic()
 
 # %% ../nbs/experts.ipynb #eb0db6d0
-def train_experts(data: ImageData,
-                  num_experts: int = 5,      # paper: 100
-                  epochs: int = 20,          # per expert; use max_start_epoch + expert_epochs (paper: 50)
-                  root="runs/experts",       # stores live in root/<dataset>-<model>-<fingerprint>/
-                  model: str = "ConvNet",
-                  model_kwargs: dict | None = None,
-                  lr_teacher: float = 0.01,
-                  batch_train: int = 256,
-                  dsa_strategy: str | None = "default",
-                  seed: int = 0,
-                  progress: bool = True) -> ExpertStore:
-    "The store of `num_experts` experts with at least `epochs` epochs each, training only what is missing."
-    if num_experts < 1 or epochs < 1: raise ValueError(f"num_experts and epochs must be at least 1, got {num_experts}, {epochs}")
-    cfg = expert_config(data, model, model_kwargs, lr_teacher, batch_train, dsa_strategy, seed)
-    store = ExpertStore(Path(root) / f"{cfg['dataset']}-{model}-{config_fingerprint(cfg)}", cfg)
+def train_experts(
+    data: ImageData,
+    num_experts: int = 5,  # paper: 100
+    epochs: int = 20,  # per expert; use max_start_epoch + expert_epochs (paper: 50)
+    root="runs/experts",  # stores live in root/<dataset>-<model>-<fingerprint>/
+    model: str = "ConvNet",
+    model_kwargs: dict | None = None,
+    lr_teacher: float = 0.01,
+    batch_train: int = 256,
+    dsa_strategy: str | None = "default",
+    seed: int = 0,
+    progress: bool = True,
+) -> ExpertStore:
+    """The store of `num_experts` experts with at least `epochs` epochs each, training
+    only what is missing."""
+    if num_experts < 1 or epochs < 1:
+        raise ValueError(
+            f"num_experts and epochs must be at least 1, got {num_experts}, {epochs}"
+        )
+    cfg = expert_config(
+        data, model, model_kwargs, lr_teacher, batch_train, dsa_strategy, seed
+    )
+    store = ExpertStore(
+        Path(root) / f"{cfg['dataset']}-{model}-{config_fingerprint(cfg)}", cfg
+    )
     todo = [k for k in range(num_experts) if store.epochs(k) < epochs]
     for k in tqdm(todo, desc="experts", disable=not progress or not todo):
         train_expert(store, data, k, epochs, progress=progress)

@@ -24,36 +24,62 @@ __all__ = ['BASES', 'Multisize', 'distill_mdc']
 
 # %% ../nbs/mdc.ipynb #04c91523
 class Multisize:
-    "MDC's schedule: which first-k subset (the MLS) gets its own loss, and which images are frozen."
-    def __init__(self, data: ImageData,
-                 ipc: int,                    # K, the set's images per class
-                 delta_t: int = 100,          # iterations between two choices of the MLS
-                 model: str = "ConvNet",      # the probe network that measures the feature distances
-                 model_kwargs: dict | None = None,
-                 seed: int = 0,               # draws the probe
-                 iterations: int = 0):        # the run's length: room to record every check in the state
-        if ipc < 2: raise ValueError(f"MDC needs ipc >= 2 (it chooses among the subsets 1..ipc-1), got ipc={ipc}")
-        if delta_t < 1: raise ValueError(f"delta_t must be at least 1, got {delta_t}")
+    """MDC's schedule: which first-k subset (the MLS) gets its own loss, and which
+    images are frozen."""
+
+    def __init__(
+        self,
+        data: ImageData,
+        ipc: int,  # K, the set's images per class
+        delta_t: int = 100,  # iterations between two choices of the MLS
+        model: str = "ConvNet",  # the probe network that measures the feature distances
+        model_kwargs: dict | None = None,
+        seed: int = 0,  # draws the probe
+        iterations: int = 0,
+    ):  # the run's length: room to record every check in the state
+        if ipc < 2:
+            raise ValueError(
+                f"MDC needs ipc >= 2 (it chooses among the subsets 1..ipc-1), got "
+                f"ipc={ipc}"
+            )
+        if delta_t < 1:
+            raise ValueError(f"delta_t must be at least 1, got {delta_t}")
         i, dev = data.info, data.x_train.device
         self.ipc, self.K, self.delta_t, self.device = ipc, i.num_classes, delta_t, dev
         mk = model_kwargs_for(model, model_kwargs or {})
-        with seeded(seed): self.net = get_model(model, i.channels, i.num_classes, i.im_size, **mk).to(dev).eval()
+        with seeded(seed):
+            self.net = (
+                get_model(model, i.channels, i.num_classes, i.im_size, **mk)
+                .to(dev)
+                .eval()
+            )
         self.net.requires_grad_(False)
-        self.real = class_means(embed_all(self.net, data.x_train), data.y_train, i.num_classes)   # [K, D], all real images
-        # rows: 0 last distances | 1 sizes that were an MLS | 2 [MLS, checked, frozen, checks logged] | 3.. one (it, MLS, frozen) per check
+        self.real = class_means(
+            embed_all(self.net, data.x_train), data.y_train, i.num_classes
+        )  # [K, D], all real images
+        # rows: 0 last distances | 1 sizes that were an MLS | 2 [MLS, checked, frozen,
+        # checks logged] | 3.. one (it, MLS, frozen) per check
         self.state = torch.zeros(3 + -(-iterations // delta_t), max(ipc, 4))
-        self.config = dict(mdc=dict(delta_t=delta_t, probe=model, probe_kwargs=mk, probe_seed=seed))
+        self.config = dict(
+            mdc=dict(delta_t=delta_t, probe=model, probe_kwargs=mk, probe_seed=seed)
+        )
 
     @torch.no_grad()
-    def distances(self, x_syn: torch.Tensor) -> torch.Tensor:  # the set [K*ipc, ...], grouped by class
-        "`d_k` for k = 1..ipc (index k-1): squared distance of the first-k mean feature to the real mean, averaged over classes."
+    # the set [K*ipc, ...], grouped by class
+    def distances(self, x_syn: torch.Tensor) -> torch.Tensor:
+        """`d_k` for k = 1..ipc (index k-1): squared distance of the first-k mean
+        feature to the real mean, averaged over classes."""
         f = embed_all(self.net, x_syn.detach()).view(self.K, self.ipc, -1)
-        prefix = f.cumsum(1) / torch.arange(1, self.ipc + 1, device=f.device)[None, :, None]
+        prefix = (
+            f.cumsum(1) / torch.arange(1, self.ipc + 1, device=f.device)[None, :, None]
+        )
         return ((prefix - self.real[:, None]) ** 2).sum(-1).mean(0).cpu()
 
     def sizes(self, it: int, x_syn: torch.Tensor) -> tuple:
-        "The subset sizes whose loss is added at iteration `it` (`(n*,)`), choosing a new MLS every `delta_t` iterations."
-        if it % self.delta_t == 0: self._choose(it, x_syn)
+        """The subset sizes whose loss is added at iteration `it` (`(n*,)`), choosing a
+        new MLS every `delta_t` iterations."""
+        if it % self.delta_t == 0:
+            self._choose(it, x_syn)
         return (int(self.state[2, 0]),)
 
     def _choose(self, it, x_syn):
@@ -61,35 +87,71 @@ class Multisize:
         d = self.distances(x_syn)[:n]
         new = 1 if s[2, 1] == 0 else int((s[0, :n] - d).abs().argmax()) + 1
         old = int(s[2, 0])
-        if old and new != old: s[1, old - 1] = 1                      # `old` was an MLS: it may be frozen later
+        if old and new != old:
+            s[1, old - 1] = 1  # `old` was an MLS: it may be frozen later
         s[0, :n], s[2, 0], s[2, 1] = d, new, 1
-        s[2, 2] = max([k for k in range(1, new) if s[1, k - 1]], default=0)  # the largest earlier MLS below the new one
+        # the largest earlier MLS below the new one
+        s[2, 2] = max([k for k in range(1, new) if s[1, k - 1]], default=0)
         j = int(s[2, 3])
-        if 3 + j < len(s): s[3 + j, :3], s[2, 3] = torch.tensor([it, new, float(s[2, 2])]), j + 1
+        if 3 + j < len(s):
+            s[3 + j, :3], s[2, 3] = torch.tensor([it, new, float(s[2, 2])]), j + 1
 
     @property
     def log(self) -> list:
-        "(iteration, MLS, frozen per class) of every check so far (as many as `iterations` made room for)."
-        return [tuple(int(v) for v in self.state[3 + j, :3]) for j in range(int(self.state[2, 3]))]
+        """(iteration, MLS, frozen per class) of every check so far (as many as
+        `iterations` made room for)."""
+        return [
+            tuple(int(v) for v in self.state[3 + j, :3])
+            for j in range(int(self.state[2, 3]))
+        ]
 
     def frozen(self) -> torch.Tensor | None:
-        "Bool [K*ipc]: the first `frozen` images of every class, or None when nothing is frozen."
+        """Bool [K*ipc]: the first `frozen` images of every class, or None when nothing
+        is frozen."""
         f = int(self.state[2, 2])
-        return (torch.arange(self.K * self.ipc, device=self.device) % self.ipc) < f if f else None
+        return (
+            (torch.arange(self.K * self.ipc, device=self.device) % self.ipc) < f
+            if f
+            else None
+        )
 
 # %% ../nbs/mdc.ipynb #efcc28ad
 BASES = {"dm": distill_dm, "dc": distill_dc}
 
-def distill_mdc(data: ImageData,
-                ipc: int,                 # K: the largest size
-                base: str = "dm",         # "dm" or "dc": the base matching loss
-                delta_t: int = 100,       # iterations between MLS choices (paper: 100)
-                seed: int = 0,
-                **kw) -> tuple[SynSet, History]:  # everything else the base method takes (iterations, lr_img, model, ...)
-    "Condense `data` to `ipc` images per class whose first k per class are a good set for every k; returns (set, History)."
-    if base not in BASES: raise ValueError(f"unknown base {base!r}; choose one of: {', '.join(BASES)}")
-    iterations = kw.get("iterations", inspect.signature(BASES[base]).parameters["iterations"].default)
-    ms = Multisize(data, ipc, delta_t, kw.get("model", "ConvNet"), kw.get("model_kwargs"), seed, iterations)
-    s, hist = BASES[base](data, ipc, seed=seed, multisize=ms, method="mdc", config={"base": base, **kw.pop("config", {})}, **kw)
-    s.meta["mls"] = [list(e) for e in ms.log]   # (iteration, MLS, frozen) of every check of this run
+def distill_mdc(
+    data: ImageData,
+    ipc: int,  # K: the largest size
+    base: str = "dm",  # "dm" or "dc": the base matching loss
+    delta_t: int = 100,  # iterations between MLS choices (paper: 100)
+    seed: int = 0,
+    **kw,
+    # everything else the base method takes (iterations, lr_img, model, ...)
+) -> tuple[SynSet, History]:
+    """Condense `data` to `ipc` images per class whose first k per class are a good set
+    for every k; returns (set, History)."""
+    if base not in BASES:
+        raise ValueError(f"unknown base {base!r}; choose one of: {', '.join(BASES)}")
+    iterations = kw.get(
+        "iterations", inspect.signature(BASES[base]).parameters["iterations"].default
+    )
+    ms = Multisize(
+        data,
+        ipc,
+        delta_t,
+        kw.get("model", "ConvNet"),
+        kw.get("model_kwargs"),
+        seed,
+        iterations,
+    )
+    s, hist = BASES[base](
+        data,
+        ipc,
+        seed=seed,
+        multisize=ms,
+        method="mdc",
+        config={"base": base, **kw.pop("config", {})},
+        **kw,
+    )
+    # (iteration, MLS, frozen) of every check of this run
+    s.meta["mls"] = [list(e) for e in ms.log]
     return s, hist

@@ -22,9 +22,12 @@ __all__ = ['NORMS', 'ACTS', 'POOLS', 'MODELS', 'VGG11_LAYERS', 'Classifier', 'nu
 
 # %% ../nbs/models.ipynb #834116b8
 NORMS = Registry("norm")  # name -> constructor taking the number of channels
-NORMS.register("instance")(lambda c: nn.GroupNorm(c, c, affine=True))  # per image and channel (DC's "instancenorm")
-NORMS.register("batch")(lambda c: nn.BatchNorm2d(c))                   # per channel over the batch; keeps running stats
-NORMS.register("layer")(lambda c: nn.GroupNorm(1, c, affine=True))     # per image over all channels
+# per image and channel (DC's "instancenorm")
+NORMS.register("instance")(lambda c: nn.GroupNorm(c, c, affine=True))
+# per channel over the batch; keeps running stats
+NORMS.register("batch")(lambda c: nn.BatchNorm2d(c))
+# per image over all channels
+NORMS.register("layer")(lambda c: nn.GroupNorm(1, c, affine=True))
 NORMS.register("none")(lambda c: nn.Identity())
 
 # %% ../nbs/models.ipynb #83153d21
@@ -34,7 +37,8 @@ ACTS.register("leakyrelu")(partial(nn.LeakyReLU, 0.01))
 ACTS.register("sigmoid")(nn.Sigmoid)
 
 # %% ../nbs/models.ipynb #d257490e
-POOLS = Registry("pooling")  # name -> constructor of a layer that halves height and width ("none" keeps them)
+# name -> constructor of a layer that halves height and width ("none" keeps them)
+POOLS = Registry("pooling")
 POOLS.register("avg")(partial(nn.AvgPool2d, 2))
 POOLS.register("max")(partial(nn.MaxPool2d, 2))
 POOLS.register("none")(nn.Identity)
@@ -42,12 +46,21 @@ POOLS.register("none")(nn.Identity)
 # %% ../nbs/models.ipynb #1d9a9f4d
 def _hw(im_size) -> tuple[int, int]:
     "(H, W) from an int or a pair."
-    hw = (int(im_size),) * 2 if hasattr(im_size, "__index__") else tuple(int(s) for s in im_size)  # int-like or a pair
-    if len(hw) != 2 or min(hw) < 1: raise ValueError(f"im_size must be an int or an (H, W) pair of positive ints, got {im_size!r}")
+    hw = (
+        (int(im_size),) * 2
+        if hasattr(im_size, "__index__")
+        else tuple(int(s) for s in im_size)
+    )  # int-like or a pair
+    if len(hw) != 2 or min(hw) < 1:
+        raise ValueError(
+            f"im_size must be an int or an (H, W) pair of positive ints, got "
+            f"{im_size!r}"
+        )
     return hw
 
 def _first_pad(im_size: tuple[int, int], pad: int) -> int:
-    "The padding of a first layer whose usual padding is `pad`: 2 more for 28×28 inputs, so their maps match 32×32 ones."
+    """The padding of a first layer whose usual padding is `pad`: 2 more for 28×28
+    inputs, so their maps match 32×32 ones."""
     return pad + 2 if im_size == (28, 28) else pad
 
 def _conv_out(hw, kernel: int, pad: int, pool: int = 1) -> tuple[int, int]:
@@ -56,29 +69,46 @@ def _conv_out(hw, kernel: int, pad: int, pool: int = 1) -> tuple[int, int]:
 
 # %% ../nbs/models.ipynb #76cf0c6c
 class Classifier(nn.Module):
-    "Base class of every model: `forward(x) = classifier(embed(x))`; subclasses define `embed` and `classifier`."
-    def __init__(self, channels: int, num_classes: int, im_size):  # input channels, number of classes, H×W
+    """Base class of every model: `forward(x) = classifier(embed(x))`; subclasses define
+    `embed` and `classifier`."""
+
+    # input channels, number of classes, H×W
+    def __init__(self, channels: int, num_classes: int, im_size):
         super().__init__()
-        self.channels, self.num_classes, self.im_size = int(channels), int(num_classes), _hw(im_size)
+        self.channels, self.num_classes, self.im_size = (
+            int(channels),
+            int(num_classes),
+            _hw(im_size),
+        )
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         "Features of `x` right before the final linear layer, shape [N, embed_dim]."
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.classifier(self.embed(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
 
     @property
-    def embed_dim(self) -> int: return self.classifier.in_features
+    def embed_dim(self) -> int:
+        return self.classifier.in_features
 
     def _check_size(self, x: torch.Tensor):
         if tuple(x.shape[-2:]) != self.im_size:
             h, w = self.im_size
-            raise ValueError(f"{type(self).__name__} was built for {h}×{w} inputs, got {x.shape[-2]}×{x.shape[-1]}; "
-                             f"build it with im_size={tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"{type(self).__name__} was built for {h}×{w} inputs, got "
+                f"{x.shape[-2]}×{x.shape[-1]}; "
+                f"build it with im_size={tuple(x.shape[-2:])}"
+            )
 
 def _flat_size(c: int, hw, what: str) -> int:
-    "Number of features in a [c, *hw] map; an error naming the model when the input was too small."
-    if min(hw) < 1: raise ValueError(f"{what}: the input is too small, its feature map shrank to {hw}; use larger images or fewer poolings")
+    """Number of features in a [c, *hw] map; an error naming the model when the input
+    was too small."""
+    if min(hw) < 1:
+        raise ValueError(
+            f"{what}: the input is too small, its feature map shrank to {hw}; use "
+            f"larger images or fewer poolings"
+        )
     return c * hw[0] * hw[1]
 
 # %% ../nbs/models.ipynb #87531a56
@@ -88,75 +118,135 @@ def num_params(net: nn.Module) -> int:
 
 # %% ../nbs/models.ipynb #d274fe13
 class ConvNet(Classifier):
-    "`depth` × [conv3×3 → norm → act → pool] → Linear: the evaluation network of DC, DSA, DM, MTT and DATM."
-    def __init__(self, channels: int, num_classes: int, im_size,  # input channels, number of classes, H×W
-                 width: int = 128,        # channels of every convolution
-                 depth: int = 3,          # number of blocks (4 for 64×64 inputs)
-                 norm: str = "instance",  # instance, batch, layer or none
-                 act: str = "relu",       # relu, leakyrelu or sigmoid
-                 pooling: str = "avg"):   # avg, max or none
+    """`depth` × [conv3×3 → norm → act → pool] → Linear: the evaluation network of DC,
+    DSA, DM, MTT and DATM."""
+
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        im_size,  # input channels, number of classes, H×W
+        width: int = 128,  # channels of every convolution
+        depth: int = 3,  # number of blocks (4 for 64×64 inputs)
+        norm: str = "instance",  # instance, batch, layer or none
+        act: str = "relu",  # relu, leakyrelu or sigmoid
+        pooling: str = "avg",
+    ):  # avg, max or none
         super().__init__(channels, num_classes, im_size)
-        make_norm, make_act, make_pool = NORMS.get(norm), ACTS.get(act), POOLS.get(pooling)
+        make_norm, make_act, make_pool = (
+            NORMS.get(norm),
+            ACTS.get(act),
+            POOLS.get(pooling),
+        )
         layers, c, hw = [], self.channels, self.im_size
         for d in range(depth):
             pad = _first_pad(self.im_size, 1) if d == 0 else 1
-            layers += [nn.Conv2d(c, width, 3, padding=pad), make_norm(width), make_act(), make_pool()]
+            layers += [
+                nn.Conv2d(c, width, 3, padding=pad),
+                make_norm(width),
+                make_act(),
+                make_pool(),
+            ]
             c, hw = width, _conv_out(hw, 3, pad, pool=1 if pooling == "none" else 2)
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(_flat_size(c, hw, f"ConvNet depth {depth}"), self.num_classes)
+        self.classifier = nn.Linear(
+            _flat_size(c, hw, f"ConvNet depth {depth}"), self.num_classes
+        )
 
     def embed(self, x):
         self._check_size(x)
         return self.features(x).flatten(1)
 
 # %% ../nbs/models.ipynb #165faf8e
-MODELS = Registry("model")  # name -> constructor(channels, num_classes, im_size, **kwargs)
+# name -> constructor(channels, num_classes, im_size, **kwargs)
+MODELS = Registry("model")
 MODELS.register("ConvNet")(ConvNet)
 MODELS.register("ConvNetD4")(partial(ConvNet, depth=4))        # Tiny ImageNet, 64×64
 MODELS.register("ConvNetBN")(partial(ConvNet, norm="batch"))
-MODELS.register("ConvNetD4BN")(partial(ConvNet, depth=4, norm="batch"))   # SelMatch on Tiny ImageNet
+# SelMatch on Tiny ImageNet
+MODELS.register("ConvNetD4BN")(partial(ConvNet, depth=4, norm="batch"))
 
 # %% ../nbs/models.ipynb #5f5a3d99
-def get_model(name: str,         # a name in `MODELS`, e.g. "ConvNet" or "ResNet18BN"
-              channels: int,     # input channels (1 for MNIST, 3 for CIFAR)
-              num_classes: int,  # number of outputs
-              im_size,           # input H×W, an int or a pair
-              **kwargs) -> Classifier:  # constructor options, e.g. width=32; JSON values only
+def get_model(
+    name: str,  # a name in `MODELS`, e.g. "ConvNet" or "ResNet18BN"
+    channels: int,  # input channels (1 for MNIST, 3 for CIFAR)
+    num_classes: int,  # number of outputs
+    im_size,  # input H×W, an int or a pair
+    **kwargs
+) -> Classifier:  # constructor options, e.g. width=32; JSON values only
     "Build the registered model `name` and record the recipe in `net.spec`."
     make = MODELS.get(name)
-    try: json.dumps(kwargs)
-    except TypeError as e: raise TypeError(f"model options must be JSON values (numbers, strings, lists): {e}") from None
+    try:
+        json.dumps(kwargs)
+    except TypeError as e:
+        raise TypeError(
+            f"model options must be JSON values (numbers, strings, lists): {e}"
+        ) from None
     net = make(channels, num_classes, im_size, **kwargs)
-    net.spec = dict(name=name, channels=int(channels), num_classes=int(num_classes), im_size=list(_hw(im_size)), kwargs=dict(kwargs))
+    net.spec = dict(
+        name=name,
+        channels=int(channels),
+        num_classes=int(num_classes),
+        im_size=list(_hw(im_size)),
+        kwargs=dict(kwargs),
+    )
     return net
 
 # %% ../nbs/models.ipynb #bd64ecfa
 def model_spec(net: nn.Module) -> dict:
-    "A JSON-able dict {name, channels, num_classes, im_size, kwargs} from which `build_model` rebuilds `net`'s architecture."
+    """A JSON-able dict {name, channels, num_classes, im_size, kwargs} from which
+    `build_model` rebuilds `net`'s architecture."""
     spec = getattr(net, "spec", None)
     if spec is None:
-        raise ValueError(f"this {type(net).__name__} has no spec because it was not built by get_model; build it with get_model(name, ...)")
+        raise ValueError(
+            f"this {type(net).__name__} has no spec because it was not built by "
+            f"get_model; build it with get_model(name, ...)"
+        )
     return json.loads(json.dumps(spec))  # a deep copy
 
 def build_model(spec: dict) -> Classifier:
     "A freshly initialised model from `spec` (as returned by `model_spec`)."
-    missing = [k for k in ("name", "channels", "num_classes", "im_size") if k not in spec]
-    if missing: raise ValueError(f"model spec lacks {', '.join(missing)}; expected keys name, channels, num_classes, im_size, kwargs")
-    return get_model(spec["name"], spec["channels"], spec["num_classes"], spec["im_size"], **spec.get("kwargs", {}))
+    missing = [
+        k for k in ("name", "channels", "num_classes", "im_size") if k not in spec
+    ]
+    if missing:
+        raise ValueError(
+            f"model spec lacks {', '.join(missing)}; expected keys name, channels, "
+            f"num_classes, im_size, kwargs"
+        )
+    return get_model(
+        spec["name"],
+        spec["channels"],
+        spec["num_classes"],
+        spec["im_size"],
+        **spec.get("kwargs", {}),
+    )
 
 # %% ../nbs/models.ipynb #6cf44277
 class BasicBlock(nn.Module):
-    "Two 3×3 conv → norm layers with a skip connection (a 1×1 conv → norm when the shape changes)."
-    def __init__(self, c_in: int, c_out: int,  # input and output channels
-                 stride: int = 1,              # 2 halves the map
-                 norm: str = "instance"):      # a name in `NORMS`
+    """Two 3×3 conv → norm layers with a skip connection (a 1×1 conv → norm when the
+    shape changes)."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,  # input and output channels
+        stride: int = 1,  # 2 halves the map
+        norm: str = "instance",
+    ):  # a name in `NORMS`
         super().__init__()
         make_norm = NORMS.get(norm)
-        self.conv1, self.norm1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), make_norm(c_out)
-        self.conv2, self.norm2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), make_norm(c_out)
+        self.conv1, self.norm1 = nn.Conv2d(
+            c_in, c_out, 3, stride, 1, bias=False
+        ), make_norm(c_out)
+        self.conv2, self.norm2 = nn.Conv2d(
+            c_out, c_out, 3, 1, 1, bias=False
+        ), make_norm(c_out)
         self.shortcut = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), make_norm(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), make_norm(c_out)
+            )
 
     def forward(self, x):
         out = F.relu(self.norm1(self.conv1(x)))
@@ -164,45 +254,75 @@ class BasicBlock(nn.Module):
 
 # %% ../nbs/models.ipynb #0cbd8b55
 class ResNet18(Classifier):
-    "ResNet-18 with the CIFAR stem (3×3 conv, stride 1, no max-pool) and global average pooling."
-    def __init__(self, channels: int, num_classes: int, im_size,  # input channels, number of classes, H×W
-                 width: int = 64,          # channels of the first stage; stages have width × 1, 2, 4, 8
-                 norm: str = "instance"):  # a name in `NORMS`
+    """ResNet-18 with the CIFAR stem (3×3 conv, stride 1, no max-pool) and global
+    average pooling."""
+
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        im_size,  # input channels, number of classes, H×W
+        width: int = 64,  # channels of the first stage; stages have width × 1, 2, 4, 8
+        norm: str = "instance",
+    ):  # a name in `NORMS`
         super().__init__(channels, num_classes, im_size)
-        self.stem = nn.Sequential(nn.Conv2d(self.channels, width, 3, 1, 1, bias=False), NORMS.get(norm)(width), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(self.channels, width, 3, 1, 1, bias=False),
+            NORMS.get(norm)(width),
+            nn.ReLU(),
+        )
         blocks, c = [], width
         for i, stride in enumerate((1, 2, 2, 2)):
-            blocks += [BasicBlock(c, width * 2**i, stride, norm), BasicBlock(width * 2**i, width * 2**i, 1, norm)]
+            blocks += [
+                BasicBlock(c, width * 2**i, stride, norm),
+                BasicBlock(width * 2**i, width * 2**i, 1, norm),
+            ]
             c = width * 2**i
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, self.num_classes)
 
-    def embed(self, x): return self.pool(self.blocks(self.stem(x))).flatten(1)
+    def embed(self, x):
+        return self.pool(self.blocks(self.stem(x))).flatten(1)
 
 MODELS.register("ResNet18")(ResNet18)
 MODELS.register("ResNet18BN")(partial(ResNet18, norm="batch"))
 
 # %% ../nbs/models.ipynb #4254a6ce
-VGG11_LAYERS = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")  # conv channels (at width 64) and max-pools
+# conv channels (at width 64) and max-pools
+VGG11_LAYERS = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
 class VGG11(Classifier):
-    "VGG-11 for small images: 8 × [conv3×3 → norm → ReLU] with 5 max-pools, then one Linear."
-    def __init__(self, channels: int, num_classes: int, im_size,  # input channels, number of classes, H×W
-                 width: int = 64,          # channels of the first conv; the others scale with it
-                 norm: str = "instance"):  # a name in `NORMS`
+    """VGG-11 for small images: 8 × [conv3×3 → norm → ReLU] with 5 max-pools, then one
+    Linear."""
+
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        im_size,  # input channels, number of classes, H×W
+        width: int = 64,  # channels of the first conv; the others scale with it
+        norm: str = "instance",
+    ):  # a name in `NORMS`
         super().__init__(channels, num_classes, im_size)
         make_norm = NORMS.get(norm)
         layers, c, hw = [], self.channels, self.im_size
         for item in VGG11_LAYERS:
             if item == "M":
-                layers.append(nn.MaxPool2d(2)); hw = _conv_out(hw, 1, 0, pool=2)
+                layers.append(nn.MaxPool2d(2))
+                hw = _conv_out(hw, 1, 0, pool=2)
                 continue
             pad = _first_pad(self.im_size, 1) if not layers else 1
-            layers += [nn.Conv2d(c, item * width // 64, 3, padding=pad), make_norm(item * width // 64), nn.ReLU()]
+            layers += [
+                nn.Conv2d(c, item * width // 64, 3, padding=pad),
+                make_norm(item * width // 64),
+                nn.ReLU(),
+            ]
             c, hw = item * width // 64, _conv_out(hw, 3, pad)
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(_flat_size(c, hw, "VGG11 (5 poolings)"), self.num_classes)
+        self.classifier = nn.Linear(
+            _flat_size(c, hw, "VGG11 (5 poolings)"), self.num_classes
+        )
 
     def embed(self, x):
         self._check_size(x)
@@ -213,19 +333,39 @@ MODELS.register("VGG11BN")(partial(VGG11, norm="batch"))
 
 # %% ../nbs/models.ipynb #f939e281
 class AlexNet(Classifier):
-    "The small AlexNet of the DC code family: 5 convs (128-192-256-192-192), 3 max-pools, one Linear."
-    def __init__(self, channels: int, num_classes: int, im_size,  # input channels, number of classes, H×W
-                 norm: str = "none"):  # a name in `NORMS`, applied after every conv
+    """The small AlexNet of the DC code family: 5 convs (128-192-256-192-192), 3
+    max-pools, one Linear."""
+
+    def __init__(
+        # input channels, number of classes, H×W
+        self,
+        channels: int,
+        num_classes: int,
+        im_size,
+        norm: str = "none",
+    ):  # a name in `NORMS`, applied after every conv
         super().__init__(channels, num_classes, im_size)
         make_norm = NORMS.get(norm)
-        plan = [(128, 5, 2, True), (192, 5, 2, True), (256, 3, 1, False), (192, 3, 1, False), (192, 3, 1, True)]  # (out, kernel, pad, pool after)
+        plan = [
+            (128, 5, 2, True),
+            (192, 5, 2, True),
+            (256, 3, 1, False),
+            (192, 3, 1, False),
+            (192, 3, 1, True),
+        ]  # (out, kernel, pad, pool after)
         layers, c, hw = [], self.channels, self.im_size
         for i, (c_out, k, pad, pool) in enumerate(plan):
             pad = _first_pad(self.im_size, pad) if i == 0 else pad
-            layers += [nn.Conv2d(c, c_out, k, padding=pad), make_norm(c_out), nn.ReLU()] + ([nn.MaxPool2d(2)] if pool else [])
+            layers += [
+                nn.Conv2d(c, c_out, k, padding=pad),
+                make_norm(c_out),
+                nn.ReLU(),
+            ] + ([nn.MaxPool2d(2)] if pool else [])
             c, hw = c_out, _conv_out(hw, k, pad, pool=2 if pool else 1)
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(_flat_size(c, hw, "AlexNet (3 poolings)"), self.num_classes)
+        self.classifier = nn.Linear(
+            _flat_size(c, hw, "AlexNet (3 poolings)"), self.num_classes
+        )
 
     def embed(self, x):
         self._check_size(x)
@@ -236,11 +376,19 @@ MODELS.register("AlexNet")(AlexNet)
 # %% ../nbs/models.ipynb #ebcbd8aa
 class MLP(Classifier):
     "Flatten → Linear(width) → ReLU → Linear(width) → ReLU → Linear(num_classes)."
-    def __init__(self, channels: int, num_classes: int, im_size,  # input channels, number of classes, H×W
-                 width: int = 128):  # units of each hidden layer
+    def __init__(
+        # input channels, number of classes, H×W
+        self, channels: int, num_classes: int, im_size, width: int = 128
+    ):  # units of each hidden layer
         super().__init__(channels, num_classes, im_size)
         n_in = self.channels * self.im_size[0] * self.im_size[1]
-        self.features = nn.Sequential(nn.Flatten(), nn.Linear(n_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(n_in, width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.ReLU(),
+        )
         self.classifier = nn.Linear(width, self.num_classes)
 
     def embed(self, x):
@@ -251,15 +399,28 @@ MODELS.register("MLP")(MLP)
 
 # %% ../nbs/models.ipynb #0b62700a
 class LeNet(Classifier):
-    "LeNet-5: conv5 → 6, pool, conv5 → 16, pool, Linear 120, Linear 84, Linear num_classes (ReLU activations)."
-    def __init__(self, channels: int, num_classes: int, im_size):  # input channels, number of classes, H×W
+    """LeNet-5: conv5 → 6, pool, conv5 → 16, pool, Linear 120, Linear 84, Linear
+    num_classes (ReLU activations)."""
+
+    # input channels, number of classes, H×W
+    def __init__(self, channels: int, num_classes: int, im_size):
         super().__init__(channels, num_classes, im_size)
-        pad = _first_pad(self.im_size, 0)                       # 28×28 and 32×32 both give 28×28 maps after conv1
+        # 28×28 and 32×32 both give 28×28 maps after conv1
+        pad = _first_pad(self.im_size, 0)
         hw = _conv_out(_conv_out(self.im_size, 5, pad, pool=2), 5, 0, pool=2)
         self.features = nn.Sequential(
-            nn.Conv2d(self.channels, 6, 5, padding=pad), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(_flat_size(16, hw, "LeNet"), 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU())
+            nn.Conv2d(self.channels, 6, 5, padding=pad),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(_flat_size(16, hw, "LeNet"), 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+        )
         self.classifier = nn.Linear(84, self.num_classes)
 
     def embed(self, x):
@@ -270,30 +431,40 @@ MODELS.register("LeNet")(LeNet)
 
 # %% ../nbs/models.ipynb #1155d366
 def params_of(net: nn.Module,
-              detach: bool = True,  # detached copies (True) or the module's own Parameters (False)
+              # detached copies (True) or the module's own Parameters (False)
+              detach: bool = True,
               ) -> dict[str, torch.Tensor]:
     "The parameters of `net` as a name → tensor dict, in `named_parameters` order."
     return {n: p.detach().clone() if detach else p for n, p in net.named_parameters()}
 
 # %% ../nbs/models.ipynb #817c3f67
-def buffers_of(net: nn.Module,
-               detach: bool = True,  # copies (True) or the module's own buffers (False)
-               ) -> dict[str, torch.Tensor]:
-    "The buffers of `net` (BatchNorm running statistics) as a name → tensor dict; empty for models without BN."
+def buffers_of(
+    net: nn.Module,
+    detach: bool = True,  # copies (True) or the module's own buffers (False)
+) -> dict[str, torch.Tensor]:
+    """The buffers of `net` (BatchNorm running statistics) as a name → tensor dict;
+    empty for models without BN."""
     return {n: b.detach().clone() if detach else b for n, b in net.named_buffers()}
 
 # %% ../nbs/models.ipynb #70a95c05
-def fmodel(net: nn.Module,            # supplies the architecture (its own weights are not used)
-           params: dict,              # name → tensor for every parameter, e.g. from `params_of`
-           x: torch.Tensor,           # input batch
-           buffers: dict | None = None,  # BatchNorm statistics, e.g. from `buffers_of`; None: the module's own
-           ) -> torch.Tensor:
+def fmodel(
+    net: nn.Module,  # supplies the architecture (its own weights are not used)
+    params: dict,  # name → tensor for every parameter, e.g. from `params_of`
+    x: torch.Tensor,  # input batch
+    # BatchNorm statistics, e.g. from `buffers_of`; None: the module's own
+    buffers: dict | None = None,
+) -> torch.Tensor:
     "`net(x)` computed with the weights `params`, differentiable in `params` and `x`."
     names = [n for n, _ in net.named_parameters()]
     if len(params) != len(names) or any(n not in params for n in names):
-        missing, extra = [n for n in names if n not in params], [n for n in params if n not in set(names)]
-        raise ValueError(f"params do not match the model: missing {missing[:3]}, unexpected {extra[:3]}; "
-                         "use params_of(net) for the full set")
+        missing, extra = [n for n in names if n not in params], [
+            n for n in params if n not in set(names)
+        ]
+        raise ValueError(
+            f"params do not match the model: missing {missing[:3]}, unexpected "
+            f"{extra[:3]}; "
+            "use params_of(net) for the full set"
+        )
     return functional_call(net, params if buffers is None else (params, buffers), (x,))
 
 # %% ../nbs/models.ipynb #4a2a74d3
@@ -302,15 +473,20 @@ def flatten_params(params: dict) -> torch.Tensor:
     return torch.cat([p.reshape(-1) for p in params.values()])
 
 # %% ../nbs/models.ipynb #d0ac06fe
-def unflatten_params(vec: torch.Tensor,  # 1-D, as made by `flatten_params`
-                     like: dict,          # name → tensor giving the order and shapes
-                     ) -> dict[str, torch.Tensor]:
-    "Cut `vec` into a dict with the names, order and shapes of `like` (views into `vec`)."
+def unflatten_params(
+    vec: torch.Tensor,  # 1-D, as made by `flatten_params`
+    like: dict,  # name → tensor giving the order and shapes
+) -> dict[str, torch.Tensor]:
+    """Cut `vec` into a dict with the names, order and shapes of `like` (views into
+    `vec`)."""
     n = sum(p.numel() for p in like.values())
     if vec.dim() != 1 or vec.numel() != n:
-        raise ValueError(f"expected a 1-D vector of {n:,} numbers (the size of `like`), got shape {tuple(vec.shape)}")
+        raise ValueError(
+            f"expected a 1-D vector of {n:,} numbers (the size of `like`), got shape "
+            f"{tuple(vec.shape)}"
+        )
     out, i = {}, 0
     for name, p in like.items():
-        out[name] = vec[i:i + p.numel()].view(p.shape)
+        out[name] = vec[i : i + p.numel()].view(p.shape)
         i += p.numel()
     return out

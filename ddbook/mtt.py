@@ -13,7 +13,14 @@ from .augment import default_strategy, draw_seed, dsa
 from .core import seeded
 from .data import ImageData
 from .dd import inv_softplus, sgd_step, unroll
-from .distill import History, distill_loop, init_from, init_label, init_synset, step_frozen
+from ddbook.distill import (
+    History,
+    distill_loop,
+    init_from,
+    init_label,
+    init_synset,
+    step_frozen,
+)
 from .experts import ExpertStore
 from .models import flatten_params, get_model, params_of, unflatten_params
 from .synset import SynSet, make_meta
@@ -22,35 +29,54 @@ from .synset import SynSet, make_meta
 __all__ = ['GRAD_MODES', 'random_batches', 'trajectory_loss', 'student_unroll', 'distill_mtt']
 
 # %% ../nbs/mtt.ipynb #fa5082a5
-def random_batches(n: int,                       # items to draw from
-                   batch: int,                   # items per batch (the last chunk of a pass may be smaller)
-                   steps: int,                   # how many batches
-                   generator: torch.Generator,   # a CPU generator
-                   device=None) -> list:
-    "`steps` index tensors: consecutive chunks of fresh random permutations of `range(n)`."
+def random_batches(
+    n: int,  # items to draw from
+    batch: int,  # items per batch (the last chunk of a pass may be smaller)
+    steps: int,  # how many batches
+    generator: torch.Generator,  # a CPU generator
+    device=None,
+) -> list:
+    """`steps` index tensors: consecutive chunks of fresh random permutations of
+    `range(n)`."""
     out, perm = [], torch.empty(0, dtype=torch.long)
     while len(out) < steps:
-        if len(perm) == 0: perm = torch.randperm(n, generator=generator)
-        out.append(perm[:batch].to(device)); perm = perm[batch:]
+        if len(perm) == 0:
+            perm = torch.randperm(n, generator=generator)
+        out.append(perm[:batch].to(device))
+        perm = perm[batch:]
     return out
 
-def trajectory_loss(w_end: torch.Tensor,     # the student's weights after its steps
-                    w_start: torch.Tensor,   # the expert's weights at the start epoch (the student's start)
-                    w_target: torch.Tensor,  # the expert's weights `expert_epochs` later
-                    ) -> torch.Tensor:
-    "‖w_end − w_target‖² / ‖w_start − w_target‖²: 0 on target, 1 for a student that did not move."
+def trajectory_loss(
+    w_end: torch.Tensor,  # the student's weights after its steps
+    # the expert's weights at the start epoch (the student's start)
+    w_start: torch.Tensor,
+    w_target: torch.Tensor,  # the expert's weights `expert_epochs` later
+) -> torch.Tensor:
+    """‖w_end − w_target‖² / ‖w_start − w_target‖²: 0 on target, 1 for a student that
+    did not move."""
     return ((w_end - w_target) ** 2).sum() / ((w_start - w_target) ** 2).sum()
 
 # %% ../nbs/mtt.ipynb #f9014b06
 class _ReverseUnroll(torch.autograd.Function):
-    "θ_N of `len(batches)` SGD steps; backward by a reverse walk over the stored θ_n (one step's graph at a time)."
+    """θ_N of `len(batches)` SGD steps; backward by a reverse walk over the stored θ_n
+    (one step's graph at a time)."""
+
     @staticmethod
     def forward(ctx, x, y, lr, w0, net, like, batches, augment):
-        step = lambda w, n, xs, ys, a, g: flatten_params(sgd_step(
-            net, unflatten_params(w, like), xs[batches[n]] if augment is None else augment(xs[batches[n]], n),
-            ys[batches[n]], a, create_graph=g))
-        ws, xd, yd, lrd = [w0.detach()], x.detach(), y.detach(), lr.detach()  # no graph to the inputs in this pass
-        for n in range(len(batches)): ws.append(step(ws[-1], n, xd, yd, lrd, False))
+        step = lambda w, n, xs, ys, a, g: flatten_params(
+            sgd_step(
+                net,
+                unflatten_params(w, like),
+                xs[batches[n]] if augment is None else augment(xs[batches[n]], n),
+                ys[batches[n]],
+                a,
+                create_graph=g,
+            )
+        )
+        # no graph to the inputs in this pass
+        ws, xd, yd, lrd = [w0.detach()], x.detach(), y.detach(), lr.detach()
+        for n in range(len(batches)):
+            ws.append(step(ws[-1], n, xd, yd, lrd, False))
         ctx.save_for_backward(x, y, lr)
         ctx.ws, ctx.step = ws[:-1], step
         return ws[-1]
@@ -59,126 +85,254 @@ class _ReverseUnroll(torch.autograd.Function):
     def backward(ctx, a):
         x, y, lr = ctx.saved_tensors
         need = ctx.needs_input_grad[:3]
-        leaves = [t.detach().requires_grad_(bool(nd)) for t, nd in zip((x, y, lr), need)]
+        leaves = [
+            t.detach().requires_grad_(bool(nd)) for t, nd in zip((x, y, lr), need)
+        ]
         wrt = [l for l, nd in zip(leaves, need) if nd]
         total = [torch.zeros_like(l) for l in wrt]
         with torch.enable_grad():
             for n in reversed(range(len(ctx.ws))):
                 w = ctx.ws[n].clone().requires_grad_()
                 out = ctx.step(w, n, *leaves, True)
-                a, *gs = torch.autograd.grad(out, [w] + wrt, grad_outputs=a, allow_unused=True)
+                a, *gs = torch.autograd.grad(
+                    out, [w] + wrt, grad_outputs=a, allow_unused=True
+                )
                 total = [t if g is None else t + g for t, g in zip(total, gs)]
         it = iter(total)
-        return (*(next(it) if nd else None for nd in need), None, None, None, None, None)
+        return (
+            *(next(it) if nd else None for nd in need),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
 # %% ../nbs/mtt.ipynb #9a12f349
 GRAD_MODES = ("reverse", "unroll")
 
-def student_unroll(net: nn.Module,             # the architecture (its own weights are not used)
-                   w0: torch.Tensor,           # flat start weights, e.g. an expert's row θ*_t
-                   x_syn: torch.Tensor,        # synthetic images
-                   y_syn: torch.Tensor,        # int64 labels or soft-label logits
-                   lr: torch.Tensor,           # the (learned) learning rate, a 0-d tensor
-                   batches: list,              # index tensors, one per step
-                   augment=None,               # `augment(x, n)` for step n's batch, or None
-                   grad_mode: str = "reverse", # "reverse": exact, constant memory in N; "unroll": autograd through all steps
-                   ) -> torch.Tensor:
-    "The student's flat weights after one SGD step per batch from `w0`, differentiable in x_syn, y_syn and lr."
-    like = params_of(net, detach=False)   # names and shapes only: no copy of the weights per call
+def student_unroll(
+    net: nn.Module,  # the architecture (its own weights are not used)
+    w0: torch.Tensor,  # flat start weights, e.g. an expert's row θ*_t
+    x_syn: torch.Tensor,  # synthetic images
+    y_syn: torch.Tensor,  # int64 labels or soft-label logits
+    lr: torch.Tensor,  # the (learned) learning rate, a 0-d tensor
+    batches: list,  # index tensors, one per step
+    augment=None,  # `augment(x, n)` for step n's batch, or None
+    # "reverse": exact, constant memory in N; "unroll": autograd through all steps
+    grad_mode: str = "reverse",
+) -> torch.Tensor:
+    """The student's flat weights after one SGD step per batch from `w0`, differentiable
+    in x_syn, y_syn and lr."""
+    # names and shapes only: no copy of the weights per call
+    like = params_of(net, detach=False)
     if grad_mode == "unroll":
-        return flatten_params(unroll(net, unflatten_params(w0.detach(), like), x_syn, y_syn, lr, batches, augment=augment))
+        return flatten_params(
+            unroll(
+                net,
+                unflatten_params(w0.detach(), like),
+                x_syn,
+                y_syn,
+                lr,
+                batches,
+                augment=augment,
+            )
+        )
     if grad_mode == "reverse":
         return _ReverseUnroll.apply(x_syn, y_syn, lr, w0, net, like, batches, augment)
-    raise ValueError(f"unknown grad_mode {grad_mode!r}; choose one of: {', '.join(GRAD_MODES)}")
+    raise ValueError(
+        f"unknown grad_mode {grad_mode!r}; choose one of: {', '.join(GRAD_MODES)}"
+    )
 
 # %% ../nbs/mtt.ipynb #6ea9101b
-def distill_mtt(data: ImageData,           # the real data the experts were trained on (its device is used)
-                ipc: int,                  # images per class
-                store: ExpertStore,        # expert trajectories (`train_experts`)
-                iterations: int = 5000,
-                syn_steps: int = 20,       # N: student steps per iteration
-                expert_epochs: int = 2,    # M: expert epochs to match
-                max_start_epoch: int = 20, # start epochs are drawn below this
-                min_start_epoch: int = 0,  # ... and at or above this
-                lr_img: float = 1000.0,    # SGD (momentum 0.5) on the images
-                lr_lr: float = 1e-5,       # SGD (momentum 0.5) on the learned lr, in the paper's units
-                lr_teacher: float | None = None,  # initial learned lr; None: the experts' lr
-                batch_syn: int | None = None,     # images per student step; None: the whole set
-                grad_mode: str = "reverse",       # "reverse" (exact, constant memory) or "unroll"
-                dsa_strategy: str | None = "default",  # augmentation in the student steps; None/"none": off
-                init: str = "real",        # "real" or "noise" (ignored when x_init is given)
-                num_experts: int | None = None,    # use only the first experts of the store
-                seed: int = 0,
-                out_dir=None,              # checkpoints (and the last good set on a failure) go here
-                upper_bound=None,          # DATM: it -> exclusive upper start epoch; None: max_start_epoch
-                x_init: torch.Tensor | None = None,  # DATM: initial images [K*ipc, C, H, W], grouped by class
-                y_init: torch.Tensor | None = None,  # DATM: initial labels (soft-label logits [K*ipc, K] are learned with lr_y)
-                lr_y: float = 0.0,         # DATM: SGD (momentum 0.9) on soft labels; 0: labels fixed
-                threshold: float | None = None,     # DATM: no update when the loss is above it
-                frozen: torch.Tensor | None = None, # SelMatch: bool [K*ipc], images kept as they are (still in every student step)
-                method: str = "mtt",       # recorded in the set's meta
-                config: dict | None = None,         # extra settings to record (and to fingerprint checkpoints with)
-                **loop_kw) -> tuple[SynSet, History]:  # distill_loop options: eval_every, evaluate, progress, ...
-    "Distil `data` by matching the student's weights after `syn_steps` steps to the experts' after `expert_epochs` epochs."
+def distill_mtt(
+    data: ImageData,  # the real data the experts were trained on (its device is used)
+    ipc: int,  # images per class
+    store: ExpertStore,  # expert trajectories (`train_experts`)
+    iterations: int = 5000,
+    syn_steps: int = 20,  # N: student steps per iteration
+    expert_epochs: int = 2,  # M: expert epochs to match
+    max_start_epoch: int = 20,  # start epochs are drawn below this
+    min_start_epoch: int = 0,  # ... and at or above this
+    lr_img: float = 1000.0,  # SGD (momentum 0.5) on the images
+    lr_lr: float = 1e-5,  # SGD (momentum 0.5) on the learned lr, in the paper's units
+    lr_teacher: float | None = None,  # initial learned lr; None: the experts' lr
+    batch_syn: int | None = None,  # images per student step; None: the whole set
+    grad_mode: str = "reverse",  # "reverse" (exact, constant memory) or "unroll"
+    # augmentation in the student steps; None/"none": off
+    dsa_strategy: str | None = "default",
+    init: str = "real",  # "real" or "noise" (ignored when x_init is given)
+    num_experts: int | None = None,  # use only the first experts of the store
+    seed: int = 0,
+    out_dir=None,  # checkpoints (and the last good set on a failure) go here
+    upper_bound=None,  # DATM: it -> exclusive upper start epoch; None: max_start_epoch
+    # DATM: initial images [K*ipc, C, H, W], grouped by class
+    x_init: torch.Tensor | None = None,
+    # DATM: initial labels (soft-label logits [K*ipc, K] are learned with lr_y)
+    y_init: torch.Tensor | None = None,
+    lr_y: float = 0.0,  # DATM: SGD (momentum 0.9) on soft labels; 0: labels fixed
+    threshold: float | None = None,  # DATM: no update when the loss is above it
+    # SelMatch: bool [K*ipc], images kept as they are (still in every student step)
+    frozen: torch.Tensor | None = None,
+    method: str = "mtt",  # recorded in the set's meta
+    # extra settings to record (and to fingerprint checkpoints with)
+    config: dict | None = None,
+    **loop_kw,
+    # distill_loop options: eval_every, evaluate, progress, ...
+) -> tuple[SynSet, History]:
+    """Distil `data` by matching the student's weights after `syn_steps` steps to the
+    experts' after `expert_epochs` epochs."""
     i, dev, K = data.info, data.x_train.device, data.info.num_classes
     c = store.config
-    if c["dataset"] != i.name or c["zca"] != (data.zca is not None) or c["n_train"] != len(data.x_train):
-        raise ValueError(f"the experts in {store.folder} were trained on {c['dataset']} (zca={c['zca']}, {c['n_train']} images), "
-                         f"not on {i.name} (zca={data.zca is not None}, {len(data.x_train)} images)")
+    if (
+        c["dataset"] != i.name
+        or c["zca"] != (data.zca is not None)
+        or c["n_train"] != len(data.x_train)
+    ):
+        raise ValueError(
+            f"the experts in {store.folder} were trained on {c['dataset']} "
+            f"(zca={c['zca']}, {c['n_train']} images), "
+            f"not on {i.name} (zca={data.zca is not None}, {len(data.x_train)} images)"
+        )
     if not 0 <= min_start_epoch < max_start_epoch:
-        raise ValueError(f"need 0 <= min_start_epoch < max_start_epoch, got {min_start_epoch} and {max_start_epoch}")
-    if grad_mode not in GRAD_MODES: raise ValueError(f"unknown grad_mode {grad_mode!r}; choose one of: {', '.join(GRAD_MODES)}")
+        raise ValueError(
+            f"need 0 <= min_start_epoch < max_start_epoch, got {min_start_epoch} and "
+            f"{max_start_epoch}"
+        )
+    if grad_mode not in GRAD_MODES:
+        raise ValueError(
+            f"unknown grad_mode {grad_mode!r}; choose one of: {', '.join(GRAD_MODES)}"
+        )
     need = max_start_epoch + expert_epochs
     ids = store.available(need)[:num_experts]
     if not ids:
-        raise ValueError(f"no expert in {store.folder} has max_start_epoch + expert_epochs = {need} epochs; "
-                         f"train them with train_experts(..., epochs={need})")
-    trajs = [store.load(k, need) for k in ids]                       # on the CPU; two rows go to the device per iteration
-    with seeded(0): net = get_model(c["model"], i.channels, K, i.im_size, **c["model_kwargs"]).to(dev)
-    if x_init is None: x_syn, y0 = init_synset(data, ipc, init, seed)
-    else: x_syn, y0 = init_from(data, ipc, x_init)
-    y_syn = (y0 if y_init is None else y_init.detach().clone().to(dev)).requires_grad_(bool(lr_y) and y_init is not None and y_init.is_floating_point())
+        raise ValueError(
+            f"no expert in {store.folder} has max_start_epoch + expert_epochs = {need} "
+            f"epochs; "
+            f"train them with train_experts(..., epochs={need})"
+        )
+    # on the CPU; two rows go to the device per iteration
+    trajs = [store.load(k, need) for k in ids]
+    with seeded(0):
+        net = get_model(c["model"], i.channels, K, i.im_size, **c["model_kwargs"]).to(
+            dev
+        )
+    if x_init is None:
+        x_syn, y0 = init_synset(data, ipc, init, seed)
+    else:
+        x_syn, y0 = init_from(data, ipc, x_init)
+    y_syn = (y0 if y_init is None else y_init.detach().clone().to(dev)).requires_grad_(
+        bool(lr_y) and y_init is not None and y_init.is_floating_point()
+    )
     lr0 = float(lr_teacher if lr_teacher is not None else c["lr_teacher"])
     raw_lr = inv_softplus(torch.tensor(lr0, device=dev)).requires_grad_()
     params = {"images": x_syn, "raw_lr": raw_lr}
-    opts = [torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5),
-            torch.optim.SGD([raw_lr], lr=lr_lr / float(torch.sigmoid(raw_lr.detach())) ** 2, momentum=0.5)]
-    if y_syn.requires_grad: params["labels"] = y_syn; opts.append(torch.optim.SGD([y_syn], lr=lr_y, momentum=0.9))
-    strategy = default_strategy(i.name) if dsa_strategy == "default" else (dsa_strategy or "none")
+    opts = [
+        torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5),
+        torch.optim.SGD(
+            [raw_lr],
+            lr=lr_lr / float(torch.sigmoid(raw_lr.detach())) ** 2,
+            momentum=0.5,
+        ),
+    ]
+    if y_syn.requires_grad:
+        params["labels"] = y_syn
+        opts.append(torch.optim.SGD([y_syn], lr=lr_y, momentum=0.9))
+    strategy = (
+        default_strategy(i.name)
+        if dsa_strategy == "default"
+        else (dsa_strategy or "none")
+    )
     batch_syn = batch_syn or len(x_syn)
     frozen = None if frozen is None else frozen.to(dev)
-    cfg = dict(dataset=i.name, ipc=ipc, experts=c, num_experts=len(ids), iterations=iterations, syn_steps=syn_steps,
-               expert_epochs=expert_epochs, max_start_epoch=max_start_epoch, min_start_epoch=min_start_epoch, lr_img=lr_img,
-               lr_lr=lr_lr, lr_teacher=lr0, batch_syn=batch_syn, grad_mode=grad_mode, dsa_strategy=strategy, init=init,
-               lr_y=lr_y, threshold=threshold, x_init=None if x_init is None else init_label(x_init),
-               frozen=None if frozen is None else int(frozen.sum()), **(config or {}))
+    cfg = dict(
+        dataset=i.name,
+        ipc=ipc,
+        experts=c,
+        num_experts=len(ids),
+        iterations=iterations,
+        syn_steps=syn_steps,
+        expert_epochs=expert_epochs,
+        max_start_epoch=max_start_epoch,
+        min_start_epoch=min_start_epoch,
+        lr_img=lr_img,
+        lr_lr=lr_lr,
+        lr_teacher=lr0,
+        batch_syn=batch_syn,
+        grad_mode=grad_mode,
+        dsa_strategy=strategy,
+        init=init,
+        lr_y=lr_y,
+        threshold=threshold,
+        x_init=None if x_init is None else init_label(x_init),
+        frozen=None if frozen is None else int(frozen.sum()),
+        **(config or {}),
+    )
 
     def step(it, g):
         k = int(torch.randint(len(trajs), (1,), generator=g))
-        hi = max_start_epoch if upper_bound is None else max(min_start_epoch + 1, min(max_start_epoch, upper_bound(it)))
+        hi = (
+            max_start_epoch
+            if upper_bound is None
+            else max(min_start_epoch + 1, min(max_start_epoch, upper_bound(it)))
+        )
         t = int(torch.randint(min_start_epoch, hi, (1,), generator=g))
         w_start, w_target = trajs[k][t].to(dev), trajs[k][t + expert_epochs].to(dev)
         batches = random_batches(len(x_syn), batch_syn, syn_steps, g, dev)
         seeds = [draw_seed(g) for _ in batches]
-        augment = None if strategy == "none" else (lambda x, n: dsa(x, strategy, seeds[n], siamese=False))
-        w_end = student_unroll(net, w_start, x_syn, y_syn, F.softplus(raw_lr), batches, augment, grad_mode)
+        augment = (
+            None
+            if strategy == "none"
+            else (lambda x, n: dsa(x, strategy, seeds[n], siamese=False))
+        )
+        w_end = student_unroll(
+            net, w_start, x_syn, y_syn, F.softplus(raw_lr), batches, augment, grad_mode
+        )
         loss = trajectory_loss(w_end, w_start, w_target)
-        for o in opts: o.zero_grad(set_to_none=True)
+        for o in opts:
+            o.zero_grad(set_to_none=True)
         loss.backward()
         if threshold is None or float(loss.detach()) <= threshold:
             step_frozen(opts[0], x_syn, frozen)
-            for o in opts[1:]: o.step()
+            for o in opts[1:]:
+                o.step()
         return loss.detach()
 
     def check():
         lr = float(F.softplus(raw_lr.detach()))
-        if lr < 1e-3 * lr0: return f"the learned learning rate collapsed to {lr:.2e} (from {lr0:.2e}); likely cause: lr_lr is too high"
+        if lr < 1e-3 * lr0:
+            return (f"the learned learning rate collapsed to {lr:.2e} (from {lr0:.2e}); "
+                    "likely cause: lr_lr is too high")
 
     zca = data.zca.state_dict() if data.zca is not None else None
-    to_synset = lambda: SynSet(x_syn.detach().clone(), y_syn.detach().clone(), lr=F.softplus(raw_lr).detach().clone(), zca=zca,
-                               meta=make_meta(data, method, ipc, model=c["model"], model_kwargs=c["model_kwargs"],
-                                              config=cfg, seed=seed))
-    hint = "lr_img (or lr_lr) is too high: the images or the learned lr grew until the student's training diverged"
-    hist = distill_loop(step, params, opts, iterations, to_synset, seed, out_dir, {"method": method, **cfg},
-                        hint=hint, check=check, **loop_kw)
+    to_synset = lambda: SynSet(
+        x_syn.detach().clone(),
+        y_syn.detach().clone(),
+        lr=F.softplus(raw_lr).detach().clone(),
+        zca=zca,
+        meta=make_meta(
+            data,
+            method,
+            ipc,
+            model=c["model"],
+            model_kwargs=c["model_kwargs"],
+            config=cfg,
+            seed=seed,
+        ),
+    )
+    hint = ("lr_img (or lr_lr) is too high: the images or the learned lr grew until "
+            "the student's training diverged")
+    hist = distill_loop(
+        step,
+        params,
+        opts,
+        iterations,
+        to_synset,
+        seed,
+        out_dir,
+        {"method": method, **cfg},
+        hint=hint,
+        check=check,
+        **loop_kw,
+    )
     return to_synset(), hist

@@ -25,122 +25,223 @@ __all__ = ['SELMATCH_BASES', 'load_scores', 'hardest_first', 'window_indices', '
            'distill_selmatch', 'nn_radius', 'coverage', 'hard_half', 'coverage_report']
 
 # %% ../nbs/selmatch.ipynb #ef900cbf
-def load_scores(path,                  # a .npy array or an .npz with 'scores' (and optionally 'labels')
-                data: ImageData,       # the dataset the scores are for (one score per training image, in order)
-                higher: str = "auto",  # "harder", "easier", or "auto": .npz (C-score) easier, .npy harder
-                ) -> torch.Tensor:
-    "Difficulty per training image (float32 [N], higher is harder) from a score file, checked against `data`."
+def load_scores(
+    path,  # a .npy array or an .npz with 'scores' (and optionally 'labels')
+    # the dataset the scores are for (one score per training image, in order)
+    data: ImageData,
+    # "harder", "easier", or "auto": .npz (C-score) easier, .npy harder
+    higher: str = "auto",
+) -> torch.Tensor:
+    """Difficulty per training image (float32 [N], higher is harder) from a score file,
+    checked against `data`."""
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"no score file at {path}")
-    try: arr = np.load(path, allow_pickle=False)
-    except Exception as e: raise ValueError(f"{path} cannot be read as a .npy or .npz array ({type(e).__name__}); the file is corrupt or not numpy") from e
+    if not path.exists():
+        raise FileNotFoundError(f"no score file at {path}")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise ValueError(
+            f"{path} cannot be read as a .npy or .npz array ({type(e).__name__}); the "
+            f"file is corrupt or not numpy"
+        ) from e
     labels = None
     if isinstance(arr, np.lib.npyio.NpzFile):
-        if "scores" not in arr.files: raise ValueError(f"{path} has no 'scores' array (it has {arr.files}); a C-score file holds 'scores' and 'labels'")
-        s, labels, kind = arr["scores"], arr["labels"] if "labels" in arr.files else None, "easier"
-    else: s, kind = arr, "harder"
+        if "scores" not in arr.files:
+            raise ValueError(
+                f"{path} has no 'scores' array (it has {arr.files}); a C-score file "
+                f"holds 'scores' and 'labels'"
+            )
+        s, labels, kind = (
+            arr["scores"],
+            arr["labels"] if "labels" in arr.files else None,
+            "easier",
+        )
+    else:
+        s, kind = arr, "harder"
     higher = kind if higher == "auto" else higher
-    if higher not in ("harder", "easier"): raise ValueError(f"higher must be 'harder', 'easier' or 'auto', got {higher!r}")
+    if higher not in ("harder", "easier"):
+        raise ValueError(f"higher must be 'harder', 'easier' or 'auto', got {higher!r}")
     s, n = np.asarray(s, dtype=np.float64), len(data.x_train)
     if s.ndim != 1 or len(s) != n:
-        raise ValueError(f"{path} holds {s.shape[0] if s.ndim else 0} scores (shape {s.shape}) but {data.info.name} has {n} training "
-                         "images: a score file needs one score per training image, in the dataset's order")
-    if labels is not None and not np.array_equal(np.asarray(labels).reshape(-1), data.y_train.cpu().numpy()):
-        raise ValueError(f"the labels in {path} differ from {data.info.name}'s training labels: the scores are in another order")
-    if not np.isfinite(s).all(): raise ValueError(f"{path} holds non-finite scores")
+        raise ValueError(
+            f"{path} holds {s.shape[0] if s.ndim else 0} scores (shape {s.shape}) but "
+            f"{data.info.name} has {n} training "
+            "images: a score file needs one score per training image, in the dataset's "
+            "order"
+        )
+    if labels is not None and not np.array_equal(
+        np.asarray(labels).reshape(-1), data.y_train.cpu().numpy()
+    ):
+        raise ValueError(
+            f"the labels in {path} differ from {data.info.name}'s training labels: the "
+            f"scores are in another order"
+        )
+    if not np.isfinite(s).all():
+        raise ValueError(f"{path} holds non-finite scores")
     return torch.tensor(s if higher == "harder" else -s, dtype=torch.float32)
 
 # %% ../nbs/selmatch.ipynb #f2b64e42
-def _count(x: float) -> int: return int(x + 1e-9)   # int(), robust to 0.7 * 10 = 6.9999...
+# int(), robust to 0.7 * 10 = 6.9999...
+def _count(x: float) -> int: return int(x + 1e-9)
 
 def hardest_first(data: ImageData, difficulty: torch.Tensor) -> list:
-    "For every class, its training indices (on the CPU) sorted hardest first; ties keep the dataset's order."
+    """For every class, its training indices (on the CPU) sorted hardest first; ties
+    keep the dataset's order."""
     if len(difficulty) != len(data.x_train):
-        raise ValueError(f"difficulty has {len(difficulty)} scores but {data.info.name} has {len(data.x_train)} training images")
+        raise ValueError(
+            f"difficulty has {len(difficulty)} scores but {data.info.name} has "
+            f"{len(data.x_train)} training images"
+        )
     d = difficulty.cpu()
-    return [pos.cpu()[torch.sort(d[pos.cpu()], descending=True, stable=True).indices] for pos in data.class_indices()]
+    return [
+        pos.cpu()[torch.sort(d[pos.cpu()], descending=True, stable=True).indices]
+        for pos in data.class_indices()
+    ]
 
-def window_indices(data: ImageData,
-                   difficulty: torch.Tensor,  # [N], higher is harder
-                   ipc: int,
-                   beta: float,               # window start in units of ipc
-                   ) -> torch.Tensor:
-    "Training indices `[K*ipc]`, grouped by class, each class's window of its hardest-first order (hardest first)."
+def window_indices(
+    data: ImageData,
+    difficulty: torch.Tensor,  # [N], higher is harder
+    ipc: int,
+    beta: float,  # window start in units of ipc
+) -> torch.Tensor:
+    """Training indices `[K*ipc]`, grouped by class, each class's window of its
+    hardest-first order (hardest first)."""
     check_ipc(data, ipc)
-    if beta < 0: raise ValueError(f"beta must be at least 0, got {beta}")
+    if beta < 0:
+        raise ValueError(f"beta must be at least 0, got {beta}")
     start, out = _count(ipc * beta), []
     for c, order in enumerate(hardest_first(data, difficulty)):
         if start + ipc > len(order):
-            raise ValueError(f"beta={beta} starts the window at image {start} of class {c} ({data.info.class_names[c]!r}), which has "
-                             f"{len(order)} images: too few left for ipc={ipc}; choose beta <= {(len(order) - ipc) / ipc:.2f}")
-        out.append(order[start:start + ipc])
+            raise ValueError(
+                f"beta={beta} starts the window at image {start} of class {c} "
+                f"({data.info.class_names[c]!r}), which has "
+                f"{len(order)} images: too few left for ipc={ipc}; choose beta <= "
+                f"{(len(order) - ipc) / ipc:.2f}"
+            )
+        out.append(order[start : start + ipc])
     return torch.cat(out)
 
-def partial_mask(num_classes: int, ipc: int,
-                 alpha: float,   # fraction of every class to distil, in [0, 1]
-                 ) -> torch.Tensor:
-    "Bool `[K*ipc]`: the distilled images, the last `int(ipc * alpha)` (the easier ones) of every class."
+def partial_mask(
+    num_classes: int,
+    ipc: int,
+    alpha: float,  # fraction of every class to distil, in [0, 1]
+) -> torch.Tensor:
+    """Bool `[K*ipc]`: the distilled images, the last `int(ipc * alpha)` (the easier
+    ones) of every class."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (the fraction of every class that is distilled), got {alpha}")
+        raise ValueError(
+            f"alpha must be in [0, 1] (the fraction of every class that is distilled), "
+            f"got {alpha}"
+        )
     return torch.arange(num_classes * ipc) % ipc >= ipc - _count(ipc * alpha)
 
 # %% ../nbs/selmatch.ipynb #c957190a
-def sliding_window(data: ImageData, difficulty: torch.Tensor, ipc: int,
-                   betas,                       # the grid of window starts
-                   protocol,                    # an EvalProtocol for the proxy networks
-                   seed: int = 0,               # draws the held-out images (and seeds the proxies)
-                   select_on: str = "val",      # "val": held-out training images; "test": the test set (the paper)
-                   val_fraction: float = 0.1,   # share of every class held out for scoring
-                   ) -> dict:
+def sliding_window(
+    data: ImageData,
+    difficulty: torch.Tensor,
+    ipc: int,
+    betas,  # the grid of window starts
+    protocol,  # an EvalProtocol for the proxy networks
+    seed: int = 0,  # draws the held-out images (and seeds the proxies)
+    # "val": held-out training images; "test": the test set (the paper)
+    select_on: str = "val",
+    val_fraction: float = 0.1,  # share of every class held out for scoring
+) -> dict:
     "{beta: proxy accuracy (%)} of a network trained on each window's real images."
-    if select_on not in ("val", "test"): raise ValueError(f"select_on must be 'val' or 'test', got {select_on!r}")
+    if select_on not in ("val", "test"):
+        raise ValueError(f"select_on must be 'val' or 'test', got {select_on!r}")
     d, judge = difficulty.clone().float().cpu(), data
     if select_on == "val":
-        if not 0 < val_fraction < 1: raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         g, val = make_generator(seed), []
         for pos in data.class_indices():
             pos = pos.cpu()
-            val.append(pos[torch.randperm(len(pos), generator=g)[:max(1, int(len(pos) * val_fraction))]])
+            val.append(
+                pos[
+                    torch.randperm(len(pos), generator=g)[
+                        : max(1, int(len(pos) * val_fraction))
+                    ]
+                ]
+            )
         val = torch.cat(val)
-        d[val] = -float("inf")                  # held out: last in the hardest-first order, never in a window
+        # held out: last in the hardest-first order, never in a window
+        d[val] = -float("inf")
         v = val.to(data.x_train.device)
         judge = replace(data, x_test=data.x_train[v], y_test=data.y_train[v])
     out = {}
     for b in betas:
         w = window_indices(data, d, ipc, b)
         if bool(torch.isinf(d[w.cpu()]).any()):
-            raise ValueError(f"the window at beta={b} reaches the held-out images: lower val_fraction or the largest beta")
-        out[float(b)] = protocol(synset_from_indices(data, w, "window"), judge, seed).mean
+            raise ValueError(
+                f"the window at beta={b} reaches the held-out images: lower "
+                f"val_fraction or the largest beta"
+            )
+        out[float(b)] = protocol(
+            synset_from_indices(data, w, "window"), judge, seed
+        ).mean
     return out
 
 # %% ../nbs/selmatch.ipynb #d56ebed9
-def selmatch_init(data: ImageData, difficulty: torch.Tensor, ipc: int, alpha: float, beta: float) -> tuple:
-    "The window's images `[K*ipc, C, H, W]` (hardest first in every class) and the bool mask of those to distil."
+def selmatch_init(
+    data: ImageData, difficulty: torch.Tensor, ipc: int, alpha: float, beta: float
+) -> tuple:
+    """The window's images `[K*ipc, C, H, W]` (hardest first in every class) and the
+    bool mask of those to distil."""
     distilled = partial_mask(data.info.num_classes, ipc, alpha)
     idx = window_indices(data, difficulty, ipc, beta).to(data.x_train.device)
     return data.x_train[idx].clone(), distilled
 
 SELMATCH_BASES = ("mtt", "dm")
 
-def distill_selmatch(data: ImageData,
-                     ipc: int,
-                     difficulty: torch.Tensor,   # [N] per training image, higher is harder
-                     alpha: float,               # fraction of every class distilled
-                     beta: float,                # window start, in units of ipc
-                     base: str = "mtt",          # "mtt" (trajectory matching, the paper's) or "dm"
-                     store: ExpertStore | None = None,  # expert trajectories (base "mtt")
-                     seed: int = 0,
-                     **kw) -> tuple[SynSet, History]:   # everything else the base method takes
-    "SelMatch: start from the difficulty window, distil its easier `alpha` with `base`, keep the rest real."
-    if base not in SELMATCH_BASES: raise ValueError(f"unknown base {base!r}; choose one of: {', '.join(SELMATCH_BASES)}")
+def distill_selmatch(
+    data: ImageData,
+    ipc: int,
+    difficulty: torch.Tensor,  # [N] per training image, higher is harder
+    alpha: float,  # fraction of every class distilled
+    beta: float,  # window start, in units of ipc
+    base: str = "mtt",  # "mtt" (trajectory matching, the paper's) or "dm"
+    store: ExpertStore | None = None,  # expert trajectories (base "mtt")
+    seed: int = 0,
+    **kw,
+) -> tuple[SynSet, History]:  # everything else the base method takes
+    """SelMatch: start from the difficulty window, distil its easier `alpha` with
+    `base`, keep the rest real."""
+    if base not in SELMATCH_BASES:
+        raise ValueError(
+            f"unknown base {base!r}; choose one of: {', '.join(SELMATCH_BASES)}"
+        )
     x0, distilled = selmatch_init(data, difficulty, ipc, alpha, beta)
     frozen = ~distilled.to(x0.device)
     cfg = dict(alpha=alpha, beta=beta, base=base, **kw.pop("config", {}))
     if base == "mtt":
-        if store is None: raise ValueError("base 'mtt' needs expert trajectories: pass store=train_experts(data, ...)")
-        s, hist = distill_mtt(data, ipc, store, x_init=x0, frozen=frozen, seed=seed, method="selmatch", config=cfg, **kw)
+        if store is None:
+            raise ValueError(
+                "base 'mtt' needs expert trajectories: pass store=train_experts(data, "
+                "...)"
+            )
+        s, hist = distill_mtt(
+            data,
+            ipc,
+            store,
+            x_init=x0,
+            frozen=frozen,
+            seed=seed,
+            method="selmatch",
+            config=cfg,
+            **kw,
+        )
     else:
-        s, hist = distill_dm(data, ipc, x_init=x0, frozen=frozen, seed=seed, method="selmatch_dm", config=cfg, **kw)
+        s, hist = distill_dm(
+            data,
+            ipc,
+            x_init=x0,
+            frozen=frozen,
+            seed=seed,
+            method="selmatch_dm",
+            config=cfg,
+            **kw,
+        )
     s.meta["distilled"] = distilled.nonzero().flatten().tolist()
     return s, hist
 
@@ -162,20 +263,35 @@ def coverage(f_real: torch.Tensor,   # features of the real training images [N, 
              radius: float,          # r, e.g. nn_radius(f_real)
              chunk: int = 1024) -> torch.Tensor:
     "Bool [N]: which real images lie within `radius` of some image of the set."
-    return torch.cat([torch.cdist(f_real[i:i + chunk], f_syn).min(1).values <= radius for i in range(0, len(f_real), chunk)])
+    return torch.cat(
+        [
+            torch.cdist(f_real[i : i + chunk], f_syn).min(1).values <= radius
+            for i in range(0, len(f_real), chunk)
+        ]
+    )
 
 def hard_half(data: ImageData, difficulty: torch.Tensor) -> torch.Tensor:
-    "Bool [N]: the harder half of every class (by the same hardest-first order as the windows)."
+    """Bool [N]: the harder half of every class (by the same hardest-first order as the
+    windows)."""
     hard = torch.zeros(len(data.x_train), dtype=torch.bool)
-    for order in hardest_first(data, difficulty): hard[order[:len(order) // 2]] = True
+    for order in hardest_first(data, difficulty):
+        hard[order[: len(order) // 2]] = True
     return hard
 
 def coverage_report(net, data: ImageData, sets: dict, difficulty: torch.Tensor) -> dict:
-    "{name: coverage (%) over all real training images and their easy and hard halves}, in `net`'s feature space."
-    f_real = embed_all(net, data.x_train)            # once for all sets, with the radius
+    """{name: coverage (%) over all real training images and their easy and hard
+    halves}, in `net`'s feature space."""
+    f_real = embed_all(net, data.x_train)  # once for all sets, with the radius
     r, hard = nn_radius(f_real), hard_half(data, difficulty).to(f_real.device)
     out = {}
     for name, s in sets.items():
-        cov = coverage(f_real, embed_all(net, s.images.to(data.x_train.device)), r).float()
-        out[name] = dict(all=100 * float(cov.mean()), easy=100 * float(cov[~hard].mean()), hard=100 * float(cov[hard].mean()), radius=r)
+        cov = coverage(
+            f_real, embed_all(net, s.images.to(data.x_train.device)), r
+        ).float()
+        out[name] = dict(
+            all=100 * float(cov.mean()),
+            easy=100 * float(cov[~hard].mean()),
+            hard=100 * float(cov[hard].mean()),
+            radius=r,
+        )
     return out

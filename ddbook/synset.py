@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 
 import ddbook
-from .core import atomic_write_bytes, make_generator, save_json_atomic, save_torch_atomic
+from ddbook.core import (
+    atomic_write_bytes,
+    make_generator,
+    save_json_atomic,
+    save_torch_atomic,
+)
 from .data import ZCA, DatasetInfo, ImageData, denormalize
 
 # %% auto #0
@@ -28,20 +33,30 @@ FORMAT_VERSION = 1  # version of the synset.pt layout
 
 @dataclass
 class SynSet:
-    "A synthetic (or selected) training set: images, labels, an optional learned lr and ZCA, and its meta."
-    images: torch.Tensor                     # float32 [N, C, H, W], normalised (and whitened if `zca`)
-    labels: torch.Tensor                     # int64 [N] class indices, or float32 [N, K] soft-label logits
-    lr: torch.Tensor | float | None = None   # learned learning rate for evaluation, if the method learns one
-    zca: dict | None = None                  # `ZCA.state_dict()` of the whitening the images live in
-    meta: dict = field(default_factory=dict) # method, dataset, ipc, num_classes, mean, std, model, ...
+    """A synthetic (or selected) training set: images, labels, an optional learned lr
+    and ZCA, and its meta."""
+
+    images: torch.Tensor  # float32 [N, C, H, W], normalised (and whitened if `zca`)
+    labels: torch.Tensor  # int64 [N] class indices, or float32 [N, K] soft-label logits
+    # learned learning rate for evaluation, if the method learns one
+    lr: torch.Tensor | float | None = None
+    zca: dict | None = None  # `ZCA.state_dict()` of the whitening the images live in
+    # method, dataset, ipc, num_classes, mean, std, model, ...
+    meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if len(self.images) != len(self.labels):
-            raise ValueError(f"images and labels differ in length: {len(self.images)} vs {len(self.labels)}")
+            raise ValueError(
+                f"images and labels differ in length: {len(self.images)} vs "
+                f"{len(self.labels)}"
+            )
         if self.images.dim() != 4:
-            raise ValueError(f"images must be [N, C, H, W], got shape {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be [N, C, H, W], got shape {tuple(self.images.shape)}"
+            )
 
-    def __len__(self): return len(self.images)
+    def __len__(self):
+        return len(self.images)
 
     @property
     def soft(self) -> bool:
@@ -51,7 +66,8 @@ class SynSet:
     @property
     def num_classes(self) -> int:
         "Number of classes, from the meta, the soft-label width, or the largest label."
-        if "num_classes" in self.meta: return int(self.meta["num_classes"])
+        if "num_classes" in self.meta:
+            return int(self.meta["num_classes"])
         return self.labels.shape[1] if self.soft else int(self.labels.max()) + 1
 
     @property
@@ -65,11 +81,15 @@ def _class_counts(s: SynSet) -> torch.Tensor:
     return torch.bincount(s.hard_labels.cpu(), minlength=s.num_classes)
 
 def _ipc(self) -> int:
-    "Images per class (a soft-label set's from its meta: learned labels may change their argmax); a `ValueError` if the classes differ in size."
-    if self.soft and "ipc" in self.meta: return int(self.meta["ipc"])
+    """Images per class (a soft-label set's from its meta: learned labels may change
+    their argmax); a `ValueError` if the classes differ in size."""
+    if self.soft and "ipc" in self.meta:
+        return int(self.meta["ipc"])
     counts = _class_counts(self)
     if not bool((counts == counts[0]).all()):
-        raise ValueError(f"classes have different sizes {counts.tolist()}: IPC is not defined")
+        raise ValueError(
+            f"classes have different sizes {counts.tolist()}: IPC is not defined"
+        )
     return int(counts[0])
 
 def _by_class(self, c: int) -> torch.Tensor:
@@ -77,14 +97,20 @@ def _by_class(self, c: int) -> torch.Tensor:
     return self.images[self.hard_labels == c]
 
 def _first_k(self, k: int) -> SynSet:
-    "A new set with the first `k` images of every class (the order within each class kept)."
-    if k < 1: raise ValueError(f"k must be at least 1, got {k}")
+    """A new set with the first `k` images of every class (the order within each class
+    kept)."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     y = self.hard_labels
-    rank = F.one_hot(y, self.num_classes).cumsum(0).gather(1, y[:, None]).squeeze(1) - 1  # position within its class
+    rank = (
+        F.one_hot(y, self.num_classes).cumsum(0).gather(1, y[:, None]).squeeze(1) - 1
+    )  # position within its class
     keep = rank < k
     meta = {**self.meta, "ipc": k}
-    if "distilled" in meta:  # row indices of the distilled images (SelMatch): renumbered for the kept rows
-        m = torch.zeros(len(self), dtype=torch.bool, device=keep.device); m[torch.as_tensor(meta["distilled"], dtype=torch.long)] = True
+    # row indices of the distilled images (SelMatch): renumbered for the kept rows
+    if "distilled" in meta:
+        m = torch.zeros(len(self), dtype=torch.bool, device=keep.device)
+        m[torch.as_tensor(meta["distilled"], dtype=torch.long)] = True
         meta["distilled"] = m[keep].nonzero().flatten().tolist()
     return replace(self, images=self.images[keep], labels=self.labels[keep], meta=meta)
 
@@ -98,12 +124,25 @@ def make_meta(data: ImageData,  # the dataset the set belongs to
               **extra) -> dict:  # anything else: model, model_kwargs, config, seed, ...
     "The meta dict of a set distilled or selected from `data`."
     i = data.info
-    return dict(method=method, dataset=i.name, ipc=int(ipc), num_classes=i.num_classes, channels=i.channels,
-                im_size=list(i.im_size), class_names=list(i.class_names), mean=list(i.mean), std=list(i.std),
-                version=ddbook.__version__, **extra)
+    return dict(
+        method=method,
+        dataset=i.name,
+        ipc=int(ipc),
+        num_classes=i.num_classes,
+        channels=i.channels,
+        im_size=list(i.im_size),
+        class_names=list(i.class_names),
+        mean=list(i.mean),
+        std=list(i.std),
+        version=ddbook.__version__,
+        **extra
+    )
 
-def synset_from_indices(data: ImageData, idx: torch.Tensor, method: str, **extra) -> SynSet:
-    "The real training images at `idx` as a `SynSet` (grouped by class, the order within a class kept)."
+def synset_from_indices(
+    data: ImageData, idx: torch.Tensor, method: str, **extra
+) -> SynSet:
+    """The real training images at `idx` as a `SynSet` (grouped by class, the order
+    within a class kept)."""
     idx = torch.as_tensor(idx, dtype=torch.long).cpu()
     y = data.y_train.cpu()[idx]
     idx = idx[torch.sort(y, stable=True).indices]  # group by class
@@ -111,43 +150,72 @@ def synset_from_indices(data: ImageData, idx: torch.Tensor, method: str, **extra
     counts = torch.bincount(data.y_train.cpu()[idx], minlength=data.info.num_classes)
     ipc = int(counts.max())
     zca = data.zca.state_dict() if data.zca is not None else None
-    return SynSet(data.x_train[idx.to(dev)].clone(), data.y_train[idx.to(dev)].clone(), zca=zca,
-                  meta=make_meta(data, method, ipc, **extra))
+    return SynSet(
+        data.x_train[idx.to(dev)].clone(),
+        data.y_train[idx.to(dev)].clone(),
+        zca=zca,
+        meta=make_meta(data, method, ipc, **extra),
+    )
 
 def check_ipc(data: ImageData, ipc: int):
-    "Raise a `ValueError` unless every class of `data` has at least `ipc` training images."
+    """Raise a `ValueError` unless every class of `data` has at least `ipc` training
+    images."""
     counts = torch.bincount(data.y_train.cpu(), minlength=data.info.num_classes)
-    if ipc < 1: raise ValueError(f"ipc must be at least 1, got {ipc}")
+    if ipc < 1:
+        raise ValueError(f"ipc must be at least 1, got {ipc}")
     if ipc > int(counts.min()):
         c = int(counts.argmin())
-        raise ValueError(f"ipc={ipc} is larger than class {c} ({data.info.class_names[c]!r}) of {data.info.name}, "
-                         f"which has {int(counts[c])} training images; choose ipc <= {int(counts.min())}")
+        raise ValueError(
+            f"ipc={ipc} is larger than class {c} ({data.info.class_names[c]!r}) of "
+            f"{data.info.name}, "
+            f"which has {int(counts[c])} training images; choose ipc <= "
+            f"{int(counts.min())}"
+        )
 
 def random_synset(data: ImageData, ipc: int, seed: int = 0) -> SynSet:
-    "`ipc` real training images per class, drawn without replacement with a generator seeded `seed`."
+    """`ipc` real training images per class, drawn without replacement with a generator
+    seeded `seed`."""
     check_ipc(data, ipc)
     g = make_generator(seed)
     y = data.y_train.cpu()
-    idx = [torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:ipc]]
-           for c in range(data.info.num_classes)]
+    idx = [
+        torch.nonzero(y == c).flatten()[
+            torch.randperm(int((y == c).sum()), generator=g)[:ipc]
+        ]
+        for c in range(data.info.num_classes)
+    ]
     return synset_from_indices(data, torch.cat(idx), "random", seed=seed)
 
 # %% ../nbs/synset.ipynb #06c9de7e
 def _to_payload(s: SynSet) -> dict:
-    d = {"images": s.images.detach().float().cpu().contiguous(), "labels": s.labels.detach().cpu().contiguous(),
-         "meta": {**s.meta, "format_version": FORMAT_VERSION}}
-    if s.lr is not None: d["lr"] = torch.as_tensor(s.lr, dtype=torch.float32).detach().cpu().reshape(())
+    d = {
+        "images": s.images.detach().float().cpu().contiguous(),
+        "labels": s.labels.detach().cpu().contiguous(),
+        "meta": {**s.meta, "format_version": FORMAT_VERSION},
+    }
+    if s.lr is not None:
+        d["lr"] = torch.as_tensor(s.lr, dtype=torch.float32).detach().cpu().reshape(())
     if s.zca is not None: d["zca"] = {k: v.detach().cpu() for k, v in s.zca.items()}
     return d
 
 def _save(self, out_dir: str | os.PathLike) -> Path:
-    "Write `synset.pt` and `meta.json` into `out_dir` (atomically); returns the path of `synset.pt`."
-    out_dir = Path(out_dir); d = _to_payload(self)
+    """Write `synset.pt` and `meta.json` into `out_dir` (atomically); returns the path
+    of `synset.pt`."""
+    out_dir = Path(out_dir)
+    d = _to_payload(self)
     if d["labels"].dtype not in (torch.int64, torch.float32):
-        raise ValueError(f"labels must be int64 class indices or float32 logits, got {d['labels'].dtype}")
+        raise ValueError(
+            f"labels must be int64 class indices or float32 logits, got "
+            f"{d['labels'].dtype}"
+        )
     p = save_torch_atomic(d, out_dir / "synset.pt")
-    meta = {**d["meta"], "n_images": len(self), "soft_labels": self.soft,
-            "lr": None if self.lr is None else float(d["lr"]), "zca": self.zca is not None}
+    meta = {
+        **d["meta"],
+        "n_images": len(self),
+        "soft_labels": self.soft,
+        "lr": None if self.lr is None else float(d["lr"]),
+        "zca": self.zca is not None,
+    }
     save_json_atomic(meta, out_dir / "meta.json")
     return p
 
@@ -157,22 +225,43 @@ SynSet.save = _save
 def _bad(path, why): return ValueError(f"{path} is not a ddbook synthetic set: {why}")
 
 def _load(path: str | os.PathLike, device="cpu") -> SynSet:
-    "Read a set written by `SynSet.save` from its folder or its `synset.pt`; refuses foreign or corrupt files."
+    """Read a set written by `SynSet.save` from its folder or its `synset.pt`; refuses
+    foreign or corrupt files."""
     path = Path(path)
-    if path.is_dir(): path = path / "synset.pt"
-    if not path.exists(): raise FileNotFoundError(f"no synthetic set at {path}: expected a folder with synset.pt")
-    try: d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e: raise _bad(path, f"it cannot be read by torch.load ({type(e).__name__}); the file is corrupt or truncated") from e
-    if not isinstance(d, dict): raise _bad(path, f"it holds a {type(d).__name__}, not a dict")
+    if path.is_dir():
+        path = path / "synset.pt"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no synthetic set at {path}: expected a folder with synset.pt"
+        )
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise _bad(
+            path,
+            f"it cannot be read by torch.load ({type(e).__name__}); the file is "
+            f"corrupt or truncated",
+        ) from e
+    if not isinstance(d, dict):
+        raise _bad(path, f"it holds a {type(d).__name__}, not a dict")
     missing = [k for k in ("images", "labels", "meta") if k not in d]
-    if missing: raise _bad(path, f"missing key(s) {missing}")
+    if missing:
+        raise _bad(path, f"missing key(s) {missing}")
     x, y = d["images"], d["labels"]
     if not (isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point()):
         raise _bad(path, "'images' must be a float tensor [N, C, H, W]")
-    if not (isinstance(y, torch.Tensor) and ((y.dim() == 1 and y.dtype == torch.int64) or (y.dim() == 2 and y.is_floating_point()))):
+    if not (
+        isinstance(y, torch.Tensor)
+        and (
+            (y.dim() == 1 and y.dtype == torch.int64)
+            or (y.dim() == 2 and y.is_floating_point())
+        )
+    ):
         raise _bad(path, "'labels' must be int64 [N] or float [N, num_classes]")
-    if len(x) != len(y): raise _bad(path, f"images and labels differ in length: {len(x)} vs {len(y)}")
-    if not isinstance(d["meta"], dict): raise _bad(path, "'meta' must be a dict")
+    if len(x) != len(y):
+        raise _bad(path, f"images and labels differ in length: {len(x)} vs {len(y)}")
+    if not isinstance(d["meta"], dict):
+        raise _bad(path, "'meta' must be a dict")
     meta = {k: v for k, v in d["meta"].items() if k != "format_version"}
     s = SynSet(x.float(), y, lr=d.get("lr"), zca=d.get("zca"), meta=meta)
     return s.to(device)
@@ -188,16 +277,25 @@ SynSet.load, SynSet.to = staticmethod(_load), _to
 def _info(self) -> DatasetInfo:
     "The `DatasetInfo` recorded in the meta (needed to undo the normalisation)."
     m = self.meta
-    return DatasetInfo(name=m.get("dataset", "custom"), channels=int(m.get("channels", self.images.shape[1])),
-                       im_size=tuple(m.get("im_size", self.images.shape[2:])), num_classes=self.num_classes,
-                       class_names=list(m.get("class_names", [str(c) for c in range(self.num_classes)])),
-                       mean=tuple(m.get("mean", [0.0] * self.images.shape[1])), std=tuple(m.get("std", [1.0] * self.images.shape[1])))
+    return DatasetInfo(
+        name=m.get("dataset", "custom"),
+        channels=int(m.get("channels", self.images.shape[1])),
+        im_size=tuple(m.get("im_size", self.images.shape[2:])),
+        num_classes=self.num_classes,
+        class_names=list(
+            m.get("class_names", [str(c) for c in range(self.num_classes)])
+        ),
+        mean=tuple(m.get("mean", [0.0] * self.images.shape[1])),
+        std=tuple(m.get("std", [1.0] * self.images.shape[1])),
+    )
 
 @torch.no_grad()
 def _pixels(self) -> torch.Tensor:
     "The images in [0, 1] pixel space, [N, C, H, W] on the CPU."
     zca = ZCA.from_state_dict(self.zca) if self.zca is not None else None
-    return denormalize(self.images.detach().cpu().float(), self.info, zca=zca).clamp(0, 1)
+    return denormalize(self.images.detach().cpu().float(), self.info, zca=zca).clamp(
+        0, 1
+    )
 
 SynSet.info, SynSet.pixels = property(_info), _pixels
 
@@ -211,28 +309,62 @@ def _grid(self, max_per_class: int = 10) -> np.ndarray:
     for c in range(self.num_classes):
         xc = px[y == c][:n]
         grid[c, :len(xc), :, 1:-1, 1:-1] = xc
-    return grid.permute(0, 3, 1, 4, 2).reshape(self.num_classes * (H + 2), n * (W + 2), C).numpy()
+    return (
+        grid.permute(0, 3, 1, 4, 2)
+        .reshape(self.num_classes * (H + 2), n * (W + 2), C)
+        .numpy()
+    )
 
 def _show(self, max_per_class: int = 10, ax=None, title: str | None = None):
     "Draw the set as a grid (rows are classes); returns the matplotlib axes."
     import matplotlib.pyplot as plt
+
     g = self._grid(max_per_class)
-    if ax is None: _, ax = plt.subplots(figsize=(0.5 * g.shape[1] / g.shape[0] * min(10, self.num_classes) + 1, 0.5 * min(10, self.num_classes) + 0.5))
-    ax.imshow(g.squeeze(-1) if g.shape[-1] == 1 else g, cmap="gray" if g.shape[-1] == 1 else None, vmin=0, vmax=1)
+    if ax is None:
+        _, ax = plt.subplots(
+            figsize=(
+                0.5 * g.shape[1] / g.shape[0] * min(10, self.num_classes) + 1,
+                0.5 * min(10, self.num_classes) + 0.5,
+            )
+        )
+    ax.imshow(
+        g.squeeze(-1) if g.shape[-1] == 1 else g,
+        cmap="gray" if g.shape[-1] == 1 else None,
+        vmin=0,
+        vmax=1,
+    )
     names = self.info.class_names
     if self.num_classes <= 20:
-        ax.set_yticks([(c + 0.5) * g.shape[0] / self.num_classes for c in range(self.num_classes)], names, fontsize=7)
-    else: ax.set_yticks([])
-    ax.set_xticks([]); ax.set_title(title or f"{self.meta.get('method', 'set')} · {self.meta.get('dataset', '')} · IPC {self.meta.get('ipc', '')}")
+        ax.set_yticks(
+            [
+                (c + 0.5) * g.shape[0] / self.num_classes
+                for c in range(self.num_classes)
+            ],
+            names,
+            fontsize=7,
+        )
+    else:
+        ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_title(
+        title
+        or f"{self.meta.get('method', 'set')} · {self.meta.get('dataset', '')} · IPC "
+           f"{self.meta.get('ipc', '')}"
+    )
     return ax
 
 def _export_png(self, out_dir: str | os.PathLike) -> Path:
     "Write every image as `out_dir/<class name>/<index>.png` (ImageFolder layout)."
     from PIL import Image
-    out_dir = Path(out_dir); px = (self.pixels() * 255).round().to(torch.uint8); names = self.info.class_names
+    out_dir = Path(out_dir)
+    px = (self.pixels() * 255).round().to(torch.uint8)
+    names = self.info.class_names
     for i, (img, c) in enumerate(zip(px, self.hard_labels.cpu().tolist())):
         arr = img.permute(1, 2, 0).numpy()
-        buf = io.BytesIO(); Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(buf, format="PNG")
+        buf = io.BytesIO()
+        Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(
+            buf, format="PNG"
+        )
         atomic_write_bytes(out_dir / names[c] / f"{i:05d}.png", buf.getvalue())
     return out_dir
 

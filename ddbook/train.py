@@ -27,8 +27,11 @@ __all__ = ['SCHEDULES', 'soft_cross_entropy', 'label_loss', 'lr_factor', 'train_
            'model_kwargs_for', 'EvalProtocol', 'distilled_mask', 'write_run']
 
 # %% ../nbs/train.ipynb #e50588e6
-def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
-    "Cross-entropy of `logits` against the distribution `softmax(target_logits)`, averaged over the batch."
+def soft_cross_entropy(
+    logits: torch.Tensor, target_logits: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy of `logits` against the distribution `softmax(target_logits)`,
+    averaged over the batch."""
     return -(target_logits.softmax(1) * logits.log_softmax(1)).sum(1).mean()
 
 def label_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -43,50 +46,68 @@ def lr_factor(epoch: int, epochs: int, schedule: str = "step") -> float:
     if schedule == "step": return 0.1 if epoch >= epochs // 2 else 1.0
     if schedule == "cosine": return 0.5 * (1 + math.cos(math.pi * epoch / epochs))
     if schedule == "none": return 1.0
-    raise ValueError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    raise ValueError(
+        f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}"
+    )
 
 # %% ../nbs/train.ipynb #39217739
-def train_model(net: nn.Module,            # trained in place
-                x: torch.Tensor,           # training images [N, C, H, W], on the net's device
-                y: torch.Tensor,           # int64 labels [N] or soft-label logits [N, K]
-                epochs: int,               # passes over the data
-                lr: float | torch.Tensor = 0.01,  # base learning rate (a learned lr may be a tensor)
-                momentum: float = 0.9,
-                weight_decay: float = 5e-4,
-                batch_size: int = 256,
-                schedule: str = "step",    # "step" (÷10 at epochs//2), "cosine" or "none"
-                aug=None,                  # callable `aug(x, generator, idx) -> x` (idx: the batch's rows), or None
-                generator: torch.Generator | None = None,  # a CPU generator: shuffles and feeds `aug`
-                on_batch=None,             # callable `on_batch(idx, logits)` after every step, e.g. to count forgetting
-                ) -> torch.Tensor:
-    "Train `net` with SGD on `(x, y)`; returns the mean training loss of every epoch (a tensor on the device)."
-    if len(x) != len(y): raise ValueError(f"images and labels differ in length: {len(x)} vs {len(y)}")
+def train_model(
+    net: nn.Module,  # trained in place
+    x: torch.Tensor,  # training images [N, C, H, W], on the net's device
+    y: torch.Tensor,  # int64 labels [N] or soft-label logits [N, K]
+    epochs: int,  # passes over the data
+    # base learning rate (a learned lr may be a tensor)
+    lr: float | torch.Tensor = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    batch_size: int = 256,
+    schedule: str = "step",  # "step" (÷10 at epochs//2), "cosine" or "none"
+    aug=None,  # callable `aug(x, generator, idx) -> x` (idx: the batch's rows), or None
+    # a CPU generator: shuffles and feeds `aug`
+    generator: torch.Generator | None = None,
+    # callable `on_batch(idx, logits)` after every step, e.g. to count forgetting
+    on_batch=None,
+) -> torch.Tensor:
+    """Train `net` with SGD on `(x, y)`; returns the mean training loss of every epoch
+    (a tensor on the device)."""
+    if len(x) != len(y):
+        raise ValueError(f"images and labels differ in length: {len(x)} vs {len(y)}")
     g = generator if generator is not None else make_generator(0)
     y = y.detach()
-    opt = torch.optim.SGD(net.parameters(), lr=float(lr), momentum=momentum, weight_decay=weight_decay)
+    opt = torch.optim.SGD(
+        net.parameters(), lr=float(lr), momentum=momentum, weight_decay=weight_decay
+    )
     base = [grp["lr"] for grp in opt.param_groups]
     losses = torch.zeros(epochs, device=x.device)
     net.train()
     for ep in range(epochs):
-        for grp, b in zip(opt.param_groups, base): grp["lr"] = b * lr_factor(ep, epochs, schedule)
-        perm = torch.randperm(len(x), generator=g).to(x.device)  # drawn on the host, copied once per epoch
+        for grp, b in zip(opt.param_groups, base):
+            grp["lr"] = b * lr_factor(ep, epochs, schedule)
+        # drawn on the host, copied once per epoch
+        perm = torch.randperm(len(x), generator=g).to(x.device)
         for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             xb = x[idx] if aug is None else aug(x[idx], g, idx)
             logits = net(xb)
             loss = label_loss(logits, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if on_batch is not None: on_batch(idx, logits.detach())
+            if on_batch is not None:
+                on_batch(idx, logits.detach())
             losses[ep] += loss.detach() * len(idx)
     return losses / len(x)
 
 @torch.no_grad()
-def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+def accuracy(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
+) -> float:
     "Top-1 accuracy of `net` on `(x, y)` in percent."
     net.eval()
-    correct = sum((net(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum() for i in range(0, len(x), batch_size))
+    correct = sum(
+        (net(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum()
+        for i in range(0, len(x), batch_size)
+    )
     return 100.0 * float(correct) / len(x)
 
 # %% ../nbs/train.ipynb #4bd62131
@@ -99,7 +120,8 @@ class EvalResult:
     def mean(self) -> float: return float(np.mean(self.accs))
     @property
     def std(self) -> float: return float(np.std(self.accs))
-    def __repr__(self): return f"{self.mean:.2f} ± {self.std:.2f} % ({len(self.accs)} runs)"
+    def __repr__(self):
+        return f"{self.mean:.2f} ± {self.std:.2f} % ({len(self.accs)} runs)"
 
 def model_kwargs_for(name: str, kwargs: dict) -> dict:
     "The subset of `kwargs` that model `name` accepts."
@@ -111,77 +133,144 @@ def model_kwargs_for(name: str, kwargs: dict) -> dict:
 # %% ../nbs/train.ipynb #4970f622
 @dataclass
 class EvalProtocol:
-    "How a synthetic set is judged: train `runs` fresh nets per model on it and test them on the real test set."
-    model: str | list = "ConvNet"           # a model name, or a list for cross-architecture evaluation
-    model_kwargs: dict = field(default_factory=dict)  # e.g. {"width": 128}; passed to models that accept them
-    epochs: int = 300                       # paper: 300 without augmentation, 1000 with DSA
-    lr: float = 0.01                        # used when the set has no learned lr (or use_synset_lr is False)
+    """How a synthetic set is judged: train `runs` fresh nets per model on it and test
+    them on the real test set."""
+
+    # a model name, or a list for cross-architecture evaluation
+    model: str | list = "ConvNet"
+    # e.g. {"width": 128}; passed to models that accept them
+    model_kwargs: dict = field(default_factory=dict)
+    epochs: int = 300  # paper: 300 without augmentation, 1000 with DSA
+    lr: float = 0.01  # used when the set has no learned lr (or use_synset_lr is False)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 256
     schedule: str = "step"
-    aug: str = "none"                       # "none", "dsa", "crop_flip" or "combined" (a set with meta["distilled"])
+    # "none", "dsa", "crop_flip" or "combined" (a set with meta["distilled"])
+    aug: str = "none"
     aug_kwargs: dict = field(default_factory=dict)
-    runs: int = 3                           # networks per model
+    runs: int = 3  # networks per model
     use_synset_lr: bool = True
 
-    def models(self) -> list: return [self.model] if isinstance(self.model, str) else list(self.model)
+    def models(self) -> list:
+        return [self.model] if isinstance(self.model, str) else list(self.model)
 
-    def __call__(self, s: SynSet, data: ImageData, seed: int = 0, device="auto", progress: bool = False) -> EvalResult:
-        "Accuracies of `runs` networks per model trained on `s` and tested on `data`'s test set."
+    def __call__(
+        self,
+        s: SynSet,
+        data: ImageData,
+        seed: int = 0,
+        device="auto",
+        progress: bool = False,
+    ) -> EvalResult:
+        """Accuracies of `runs` networks per model trained on `s` and tested on `data`'s
+        test set."""
         dev = get_device(device)
         x, y = s.images.detach().to(dev), s.labels.detach().to(dev)
         x_test, y_test = _test_set(s, data, dev)
         lr = float(s.lr) if (s.lr is not None and self.use_synset_lr) else self.lr
-        aug = get_augment(self.aug, **self.aug_kwargs, **({"distilled": distilled_mask(s)} if self.aug == "combined" else {}))
-        i = data.info; res = EvalResult([], {})
+        aug = get_augment(
+            self.aug,
+            **self.aug_kwargs,
+            **({"distilled": distilled_mask(s)} if self.aug == "combined" else {})
+        )
+        i = data.info
+        res = EvalResult([], {})
         jobs = [(m, r) for m in self.models() for r in range(self.runs)]
         for m, r in tqdm(jobs, desc="evaluate", leave=False, disable=not progress):
-            with seeded(seed + r): net = get_model(m, i.channels, i.num_classes, i.im_size, **model_kwargs_for(m, self.model_kwargs)).to(dev)
-            train_model(net, x, y, self.epochs, lr, self.momentum, self.weight_decay, self.batch_size, self.schedule,
-                        aug if self.aug != "none" else None, make_generator(seed + r))
+            with seeded(seed + r):
+                net = get_model(
+                    m,
+                    i.channels,
+                    i.num_classes,
+                    i.im_size,
+                    **model_kwargs_for(m, self.model_kwargs)
+                ).to(dev)
+            train_model(
+                net,
+                x,
+                y,
+                self.epochs,
+                lr,
+                self.momentum,
+                self.weight_decay,
+                self.batch_size,
+                self.schedule,
+                aug if self.aug != "none" else None,
+                make_generator(seed + r),
+            )
             a = accuracy(net, x_test, y_test)
-            res.accs.append(a); res.per_model.setdefault(m, []).append(a)
+            res.accs.append(a)
+            res.per_model.setdefault(m, []).append(a)
         return res
 
 def distilled_mask(s: SynSet) -> torch.Tensor:
-    "Bool `[len(s)]`: which images of `s` were distilled (`meta['distilled']`, their row indices); the rest are real."
+    """Bool `[len(s)]`: which images of `s` were distilled (`meta['distilled']`, their
+    row indices); the rest are real."""
     if "distilled" not in s.meta:
-        raise ValueError("aug='combined' needs a set that records which of its images were distilled (meta['distilled'], "
-                         "as distill_selmatch writes it); use aug='dsa' for other sets")
+        raise ValueError(
+            "aug='combined' needs a set that records which of its images were "
+            "distilled (meta['distilled'], "
+            "as distill_selmatch writes it); use aug='dsa' for other sets"
+        )
     m = torch.zeros(len(s), dtype=torch.bool)
     m[torch.as_tensor(s.meta["distilled"], dtype=torch.long)] = True
     return m
 
 def _test_set(s: SynSet, data: ImageData, dev) -> tuple:
-    "The test images in the space the set lives in (whitened with the set's ZCA when it has one)."
+    """The test images in the space the set lives in (whitened with the set's ZCA when
+    it has one)."""
     x_test = data.x_test
-    if s.zca is not None and data.zca is None: x_test = ZCA.from_state_dict(s.zca)(x_test)
+    if s.zca is not None and data.zca is None:
+        x_test = ZCA.from_state_dict(s.zca)(x_test)
     elif s.zca is None and data.zca is not None:
-        raise ValueError("the test data are ZCA-whitened but the synthetic set is not: load the dataset with zca=False")
+        raise ValueError(
+            "the test data are ZCA-whitened but the synthetic set is not: load the "
+            "dataset with zca=False"
+        )
     return x_test.to(dev), data.y_test.to(dev)
 
 # %% ../nbs/train.ipynb #1ac08060
-def write_run(out_dir,                    # folder to write synset.pt, meta.json and metrics.json into
-              s: SynSet,                   # the distilled or selected set
-              data: ImageData,
-              protocol: EvalProtocol,
-              seed: int = 0,
-              timer: PhaseTimer | None = None,  # the run's phase timings so far
-              device="auto",
-              progress: bool = False,
-              result: EvalResult | None = None,         # `s`'s evaluation, when already computed
-              random_result: EvalResult | None = None,  # the random baseline's, when already computed
-              **extra) -> dict:            # anything else for metrics.json
-    "Evaluate `s` and the random baseline at the same IPC under `protocol`; write the set and `metrics.json`."
+def write_run(
+    out_dir,  # folder to write synset.pt, meta.json and metrics.json into
+    s: SynSet,  # the distilled or selected set
+    data: ImageData,
+    protocol: EvalProtocol,
+    seed: int = 0,
+    timer: PhaseTimer | None = None,  # the run's phase timings so far
+    device="auto",
+    progress: bool = False,
+    result: EvalResult | None = None,  # `s`'s evaluation, when already computed
+    # the random baseline's, when already computed
+    random_result: EvalResult | None = None,
+    **extra
+) -> dict:  # anything else for metrics.json
+    """Evaluate `s` and the random baseline at the same IPC under `protocol`; write the
+    set and `metrics.json`."""
     timer = timer if timer is not None else PhaseTimer()
     out_dir = Path(out_dir)
     s.save(out_dir)
-    with timer("evaluate"): res = result or protocol(s, data, seed, device, progress)
-    with timer("evaluate_random"): rnd = random_result or protocol(random_synset(data, s.ipc, seed), data, seed, device, progress)
-    m = dict(method=s.meta.get("method"), dataset=data.info.name, ipc=s.ipc, model=protocol.model,
-             acc_mean=res.mean, acc_std=res.std, accs=res.accs,
-             random_acc_mean=rnd.mean, random_acc_std=rnd.std, random_accs=rnd.accs,
-             protocol=asdict(protocol), seed=seed, seconds=dict(timer), **extra)
+    with timer("evaluate"):
+        res = result or protocol(s, data, seed, device, progress)
+    with timer("evaluate_random"):
+        rnd = random_result or protocol(
+            random_synset(data, s.ipc, seed), data, seed, device, progress
+        )
+    m = dict(
+        method=s.meta.get("method"),
+        dataset=data.info.name,
+        ipc=s.ipc,
+        model=protocol.model,
+        acc_mean=res.mean,
+        acc_std=res.std,
+        accs=res.accs,
+        random_acc_mean=rnd.mean,
+        random_acc_std=rnd.std,
+        random_accs=rnd.accs,
+        protocol=asdict(protocol),
+        seed=seed,
+        seconds=dict(timer),
+        **extra
+    )
     save_json_atomic(m, out_dir / "metrics.json")
     return m
