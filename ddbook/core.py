@@ -10,16 +10,18 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from tqdm.std import tqdm
 
 # %% auto #0
 __all__ = ['UnknownNameError', 'Registry', 'get_device', 'make_generator', 'seeded', 'atomic_write_bytes', 'save_torch_atomic',
-           'save_json_atomic', 'check_finite', 'in_test', 'nearest', 'PhaseTimer']
+           'save_json_atomic', 'check_finite', 'in_test', 'smoke_dir', 'progress_bar', 'nearest', 'PhaseTimer']
 
 # %% ../nbs/core.ipynb #42daf6af
 class UnknownNameError(KeyError):
@@ -135,6 +137,16 @@ def in_test() -> bool:
     "True when running under the test suite (`nbdev_test` sets `IN_TEST`)."
     return bool(os.environ.get("IN_TEST"))
 
+def smoke_dir(out_dir: str | os.PathLike) -> str:
+    """A fresh temporary folder for a smoke run of the results that go to `out_dir`:
+    a smoke run never resumes, nor overwrites, another run."""
+    return tempfile.mkdtemp(prefix=f"ddbook-smoke-{Path(out_dir).name}-")
+
+def progress_bar(iterable=None, desc: str = "", **kw) -> tqdm:
+    """A text progress bar on stderr, 80 columns wide: the same in a terminal, in
+    JupyterLab and in the book (no widget, no `ipywidgets` needed)."""
+    return tqdm(iterable, desc=desc, ncols=80, file=sys.stderr, **kw)
+
 def nearest(table: dict, key: int):
     """`table[key]`, or the entry of the nearest listed key (ties go to the smaller):
     the book's rule for unlisted IPCs."""
@@ -143,6 +155,9 @@ def nearest(table: dict, key: int):
 class PhaseTimer(dict):
     """Wall seconds per named phase: `with timer('distill'): ...` adds to
     `timer['distill']`."""
+
+    def __repr__(self):
+        return "PhaseTimer(" + ", ".join(f"{k}: {v:.1f} s" for k, v in self.items()) + ")"
 
     @contextlib.contextmanager
     def __call__(self, phase: str):

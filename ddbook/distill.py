@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from .core import check_finite, make_generator, save_torch_atomic
+from .core import progress_bar
 from .data import ImageData
 from .synset import SynSet, check_ipc, make_meta, random_synset
 
@@ -73,12 +73,33 @@ def init_label(x_init: torch.Tensor) -> str:
 # %% ../nbs/distill.ipynb #29696a74
 @dataclass
 class History:
-    """What a distillation run recorded: the loss of every iteration and the periodic
-    evaluations."""
+    """What a distillation run recorded: the loss of every iteration, the periodic
+    evaluations, and whether this call ran it, resumed it or loaded it finished."""
 
     losses: list = field(default_factory=list)  # one float per iteration
     evals: list = field(default_factory=list)  # (iteration, acc_mean, acc_std)
     seconds: float = 0.0  # wall seconds spent in the loop (over all resumptions)
+    iterations: int = 0  # the run's length
+    # the iteration this call started at: 0 (fresh), or where a checkpoint left off
+    resumed_at: int = 0
+    checkpoint: str = ""  # the checkpoint it was resumed or loaded from
+    finished_at: str = ""  # when the run finished (UTC)
+
+    @property
+    def loaded(self) -> bool:
+        "True when the run had finished before this call, which only loaded it."
+        return bool(self.iterations) and self.resumed_at == self.iterations
+
+    def summary(self) -> str:
+        "One line for the reader: how long the run took, and what this call did."
+        s = f"{self.iterations} iterations in {self.seconds:.0f} s"
+        if self.loaded:
+            when = f" at {self.finished_at}" if self.finished_at else ""
+            return (f"{s}: loaded, not recomputed; the run finished{when} "
+                    f"({self.checkpoint})")
+        if self.resumed_at:
+            return f"{s} (resumed at iteration {self.resumed_at}, {self.checkpoint})"
+        return s
 
 def config_fingerprint(config: dict) -> str:
     "A short stable hash of a JSON-able configuration."
@@ -106,28 +127,26 @@ def distill_loop(
     hint: str = "the image learning rate (lr_img) is too high",
     # () -> None, or a message saying what went wrong (e.g. a collapsed lr)
     check: Callable | None = None,
-    progress: bool = True,
+    progress: bool = True,  # show a progress bar
 ) -> History:
     """Run `iterations` of `step` with progress, NaN guard, checkpoints and periodic
     evaluation; returns the `History`."""
-    g, hist, start = make_generator(seed), History(), 0
+    g, hist = make_generator(seed), History(iterations=iterations)
     ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
     fp = config_fingerprint(config or {})
     if ckpt is not None and ckpt.exists():
         c = torch.load(ckpt, map_location="cpu", weights_only=False)
         if c.get("fingerprint") == fp:
-            start = _restore(c, params, optimizers, g, hist)
-            print(f"resuming from {ckpt} at iteration {start}")
+            _restore(c, params, optimizers, g, hist)
+            hist.checkpoint = str(ckpt)
+            print(f"{ckpt}: " + ("a finished run, loaded" if hist.loaded else
+                  f"resuming at iteration {hist.resumed_at} of {iterations}"))
+    start = hist.resumed_at
     good = {k: v.detach().clone() for k, v in params.items()}
     good_it = start
     t_last, t0 = time.monotonic(), time.monotonic()
-    bar = tqdm(
-        range(start, iterations),
-        desc="distill",
-        disable=not progress,
-        initial=start,
-        total=iterations,
-    )
+    bar = progress_bar(range(start, iterations), "distill", initial=start,
+                    total=iterations, disable=not progress or start == iterations)
     for it in bar:
         loss = step(it, g)
         hist.losses.append(loss.detach())
@@ -137,22 +156,21 @@ def distill_loop(
             good_it = it + 1
             hist.losses = [float(l) for l in hist.losses]
             bar.set_postfix(loss=f"{hist.losses[-1]:.4g}", refresh=False)
-        if (
-            evaluate is not None
-            and eval_every
-            and ((it + 1) % eval_every == 0 or it + 1 == iterations)
-        ):
+        last = it + 1 == iterations
+        if evaluate is not None and eval_every and ((it + 1) % eval_every == 0 or last):
             r = evaluate(to_synset())
             hist.evals.append((it + 1, r.mean, r.std))
-        if ckpt is not None and (
-            time.monotonic() - t_last >= checkpoint_every or it + 1 == iterations
-        ):
+        if last:
+            hist.finished_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        if ckpt is not None and (time.monotonic() - t_last >= checkpoint_every or last):
             hist.seconds += time.monotonic() - t0
             t0 = time.monotonic()
             _save(ckpt, it + 1, params, optimizers, g, hist, fp)
             t_last = time.monotonic()
+    bar.close()
     hist.losses = [float(l) for l in hist.losses]
-    hist.seconds += time.monotonic() - t0
+    if start < iterations and ckpt is None:  # (with a checkpoint: counted at its save)
+        hist.seconds += time.monotonic() - t0
     return hist
 
 # %% ../nbs/distill.ipynb #10446a0d
@@ -193,21 +211,19 @@ def _save(ckpt, it, params, optimizers, g, hist, fp):
             "losses": [float(l) for l in hist.losses],
             "evals": hist.evals,
             "seconds": hist.seconds,
+            "finished_at": hist.finished_at,
         },
         ckpt,
     )
 
-def _restore(c, params, optimizers, g, hist) -> int:
+def _restore(c, params, optimizers, g, hist):
     with torch.no_grad():
         for k, v in params.items(): v.copy_(c["params"][k].to(v.device))
     for o, s in zip(optimizers, c["optimizers"]): o.load_state_dict(s)
     g.set_state(c["generator"])
-    hist.losses, hist.evals, hist.seconds = (
-        list(c["losses"]),
-        [tuple(e) for e in c["evals"]],
-        c["seconds"],
-    )
-    return int(c["iteration"])
+    hist.losses, hist.evals = list(c["losses"]), [tuple(e) for e in c["evals"]]
+    hist.seconds, hist.resumed_at = c["seconds"], int(c["iteration"])
+    hist.finished_at = c.get("finished_at", "")
 
 # %% ../nbs/distill.ipynb #28efbdc8
 def step_frozen(opt: torch.optim.Optimizer,       # the optimiser of `x`

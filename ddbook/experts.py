@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 from torch.nn.utils import vector_to_parameters
-from tqdm.auto import tqdm
 
 from .augment import default_strategy, get_augment, parse_strategy
-from .core import make_generator, save_json_atomic, save_torch_atomic, seeded
+from ddbook.core import (
+    make_generator, progress_bar, save_json_atomic, save_torch_atomic, seeded
+)
 from .data import ImageData
 from .distill import config_fingerprint
 from .models import flatten_params, get_model, num_params, params_of
@@ -189,7 +190,7 @@ def train_expert(
         store._record(k, len(traj) - 1, accs, len(traj[0]))
 
     t_last = time.monotonic()
-    for ep in tqdm(
+    for ep in progress_bar(
         range(len(traj) - 1, epochs),
         desc=f"expert {k}",
         disable=not progress,
@@ -241,6 +242,6 @@ def train_experts(
         Path(root) / f"{cfg['dataset']}-{model}-{config_fingerprint(cfg)}", cfg
     )
     todo = [k for k in range(num_experts) if store.epochs(k) < epochs]
-    for k in tqdm(todo, desc="experts", disable=not progress or not todo):
+    for k in progress_bar(todo, desc="experts", disable=not progress or not todo):
         train_expert(store, data, k, epochs, progress=progress)
     return store

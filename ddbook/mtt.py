@@ -301,7 +301,8 @@ def distill_mtt(
     def check():
         lr = float(F.softplus(raw_lr.detach()))
         if lr < 1e-3 * lr0:
-            return (f"the learned learning rate collapsed to {lr:.2e} (from {lr0:.2e}); "
+            return (f"the learned learning rate collapsed to {lr:.2e} "
+                    f"(from {lr0:.2e}); "
                     "likely cause: lr_lr is too high")
 
     zca = data.zca.state_dict() if data.zca is not None else None

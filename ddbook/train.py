@@ -14,10 +14,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .augment import get_augment
-from .core import PhaseTimer, get_device, make_generator, save_json_atomic, seeded
+from ddbook.core import (
+    PhaseTimer, get_device, make_generator, progress_bar, save_json_atomic, seeded
+)
 from .data import ZCA, ImageData
 from .models import get_model
 from .synset import SynSet, random_synset
@@ -177,7 +178,7 @@ class EvalProtocol:
         i = data.info
         res = EvalResult([], {})
         jobs = [(m, r) for m in self.models() for r in range(self.runs)]
-        for m, r in tqdm(jobs, desc="evaluate", leave=False, disable=not progress):
+        for m, r in progress_bar(jobs, desc="evaluate", leave=False, disable=not progress):
             with seeded(seed + r):
                 net = get_model(
                     m,
