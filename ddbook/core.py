@@ -157,7 +157,8 @@ class PhaseTimer(dict):
     `timer['distill']`."""
 
     def __repr__(self):
-        return "PhaseTimer(" + ", ".join(f"{k}: {v:.1f} s" for k, v in self.items()) + ")"
+        times = ", ".join(f"{k}: {v:.1f} s" for k, v in self.items())
+        return f"PhaseTimer({times})"
 
     @contextlib.contextmanager
     def __call__(self, phase: str):

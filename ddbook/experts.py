@@ -243,5 +243,6 @@ def train_experts(
     )
     todo = [k for k in range(num_experts) if store.epochs(k) < epochs]
     for k in progress_bar(todo, desc="experts", disable=not progress or not todo):
-        train_expert(store, data, k, epochs, progress=progress)
+        # one bar, per expert: a bar per epoch inside it would redraw two lines
+        train_expert(store, data, k, epochs, progress=False)
     return store

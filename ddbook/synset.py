@@ -58,6 +58,15 @@ class SynSet:
     def __len__(self):
         return len(self.images)
 
+    def __repr__(self):
+        shape = "×".join(map(str, self.images.shape[1:]))
+        what = [f"{len(self)} images {shape}", f"{self.num_classes} classes",
+                "soft labels" if self.soft else "hard labels"]
+        if self.lr is not None: what.append(f"lr {float(self.lr):.3g}")
+        if self.zca: what.append("ZCA")
+        what += [f"{k} {self.meta[k]}" for k in ("method", "dataset") if k in self.meta]
+        return f"SynSet({', '.join(what)})"
+
     @property
     def soft(self) -> bool:
         "True when the labels are soft-label logits."

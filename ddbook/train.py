@@ -178,7 +178,8 @@ class EvalProtocol:
         i = data.info
         res = EvalResult([], {})
         jobs = [(m, r) for m in self.models() for r in range(self.runs)]
-        for m, r in progress_bar(jobs, desc="evaluate", leave=False, disable=not progress):
+        bar = progress_bar(jobs, desc="evaluate", leave=False, disable=not progress)
+        for m, r in bar:
             with seeded(seed + r):
                 net = get_model(
                     m,

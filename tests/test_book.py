@@ -114,6 +114,98 @@ def drawing_cells(doc: str) -> int:
     return sum(c["cell_type"] == "code" and not REMOVED.intersection(c.get("metadata", {}).get("tags", []))
                and re.search(r"plt\.(subplots|figure)\(", "".join(c["source"])) is not None for c in cells)
 
+READER_VIEW = """() => {
+  const article = document.querySelector('article') || document.querySelector('main') || document.body;
+  const text = e => e.textContent;
+  const outside = e => !e.closest('pre, code, .cell_input, script, style');
+  return {
+    prose: [...article.querySelectorAll('p, li, td, th, dd')].filter(outside).map(text),
+    inputs: [...article.querySelectorAll('div.cell_input pre')].map(text),
+    outputs: [...article.querySelectorAll('div.cell_output pre, div.cell_output .output')].map(text),
+    boxes: [...article.querySelectorAll('pre')].map(e => ({
+      w: e.scrollWidth, c: e.clientWidth, head: e.textContent.slice(0, 60)})),
+    links: [...article.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
+  };
+}"""
+
+CODE_WIDTH = 88  # the longest code line the book shows (the notebooks keep to it)
+# a Markdown table's rule row left as text (Sphinx's smart quotes turn --- into an em dash)
+RAW_TABLE = re.compile(r"\|\s*:?(-{3,}|[—–]+)\s*:?\s*\|")
+WARNING = re.compile(r"\b[A-Z]\w*Warning\b:|\bWarning: ")
+BAR = re.compile(r"^(?P<desc>[^|\n]*?):?\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)")
+RESUMING = re.compile(r"resuming\b.*?at iteration (\d+)(?: of (\d+))?")
+PAPER_LINK = re.compile(r"^https?://(arxiv\.org/abs/|doi\.org/|dl\.acm\.org/doi/|openreview\.net/)")
+METHOD_PARTS = {"Baselines", "Matching methods", "Trajectory methods", "Scaling up"}
+
+def method_docs(toc: Path = TOC) -> set:
+    "The chapters of the parts that hold methods: each must link its paper."
+    t = yaml.safe_load(toc.read_text())
+    return {c["file"] for p in t.get("parts", []) if p.get("caption") in METHOD_PARTS
+            for c in p.get("chapters", [])}
+
+def repeated_bars(text: str) -> list:
+    "Progress-bar lines that redraw the bar of the line above (a bar printed twice)."
+    found, prev = [], None
+    for line in text.splitlines():
+        m = BAR.match(line.strip())
+        if m and prev is not None:
+            pm, pline = prev
+            same_bar = (pm["desc"], pm["total"]) == (m["desc"], m["total"])
+            if same_bar and (pline == line.strip() or int(pm["n"]) < int(pm["total"])):
+                found.append(line.strip()[:70])
+        prev = (m, line.strip()) if m else None
+    return found
+
+def anchors_of(path: Path) -> set:
+    return set(re.findall(r'\sid="([^"]+)"', path.read_text(errors="replace")))
+
+def broken_links(doc: str, links: list) -> list:
+    "Links of the page to files or anchors of the site that do not exist."
+    page = (HTML / f"{doc}.html").resolve()
+    bad = []
+    for href in links:
+        u = urlparse(href)
+        if u.scheme or u.netloc or href.startswith(("mailto:", "javascript:")): continue
+        target = page if not u.path else (page.parent / u.path).resolve()
+        if target.is_dir(): target = target / "index.html"
+        if not target.exists(): bad.append(href); continue
+        if u.fragment and target.suffix == ".html" and u.fragment not in anchors_of(target):
+            bad.append(href)
+    return bad
+
+def reader_defects(doc: str, view: dict) -> list:
+    "What a reader would trip over on the page; an empty list when there is nothing."
+    out = []
+    raw = [t.strip()[:70] for t in view["prose"] if RAW_TABLE.search(t)]
+    if raw: out.append(f"Markdown tables shown as raw text: {raw[:3]}")
+    nbdev = [l.strip() for t in view["inputs"] for l in t.splitlines() if l.lstrip().startswith("#|")]
+    if nbdev: out.append(f"nbdev directives visible in code cells: {sorted(set(nbdev))[:3]}")
+    warn = [l.strip()[:90] for t in view["outputs"] for l in t.splitlines() if WARNING.search(l)]
+    if warn: out.append(f"Python warnings in outputs: {warn[:3]}")
+    twice = [b for t in view["outputs"] for b in repeated_bars(t)]
+    if twice: out.append(f"progress bars printed twice: {twice[:3]}")
+    resumed = [m.group(0)[:90] for t in view["outputs"] for m in RESUMING.finditer(t)
+               if m.group(2) is None or int(m.group(1)) >= int(m.group(2))]
+    if resumed: out.append(f"a finished run resumed as if fresh: {resumed[:3]}")
+    wide = [b["head"] for b in view["boxes"] if b["w"] > b["c"] + 1]
+    if wide: out.append(f"{len(wide)} code blocks overflow their box: {wide[:3]}")
+    long = [l[:60] for t in view["inputs"] for l in t.splitlines() if len(l) > CODE_WIDTH]
+    if long: out.append(f"{len(long)} code lines over {CODE_WIDTH} characters: {long[:3]}")
+    if doc in method_docs() and not any(PAPER_LINK.match(h) for h in view["links"]):
+        out.append("a method chapter without a link to its paper (arXiv, DOI or OpenReview)")
+    bad = broken_links(doc, view["links"])
+    if bad: out.append(f"broken internal links: {bad[:5]}")
+    return out
+
+@pytest.mark.parametrize("doc", toc_docs())
+def test_page_reads_well(site, browser, doc):
+    "The page as a reader sees it: rendered tables, clean outputs, code that fits, paper links, working links."
+    page, problems = open_page(browser, f"{site}/{doc}.html")
+    try: view = page.evaluate(READER_VIEW)
+    finally: page.close()
+    defects = reader_defects(doc, view)
+    assert not defects, f"{doc}: " + " | ".join(defects)
+
 @pytest.mark.parametrize("doc", toc_docs())
 def test_chapter_page(site, browser, doc):
     html = HTML / f"{doc}.html"

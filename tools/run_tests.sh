@@ -32,6 +32,8 @@ step "book build at smoke scale (jupyter-book -W)" \
      env IN_TEST=1 jupyter-book build --all -W -n --keep-going --path-output "$SMOKE_OUT" .
 step "built book in headless Chromium (tests/test_book.py)" \
      env DDBOOK_BOOK_TEST=1 DDBOOK_BOOK_HTML="$SMOKE_HTML" python -m pytest tests/test_book.py -ra -v
+step "chapters run through JupyterLab's UI (tests/test_jupyterlab.py)" \
+     env DDBOOK_LAB_TEST=1 python -m pytest tests/test_jupyterlab.py -ra -v
 
 failed=0
 printf '\n======== make test summary\n'
