@@ -212,9 +212,10 @@ def parse_strategy(strategy: str) -> list[str]:
 
 # a dataset name, e.g. "mnist5k" or "CIFAR10"
 def default_strategy(dataset: str) -> str:
-    """The reference DSA strategy for `dataset`: no flip for digit datasets (names with
-    'mnist', and 'digits')."""
-    digits = "mnist" in dataset.lower() or dataset == "digits"
+    """The reference DSA strategy for `dataset`: no flip for the digit datasets (MNIST,
+    SVHN, digits); flip for the rest, FashionMNIST included."""
+    n = dataset.lower()
+    digits = "fashion" not in n and any(d in n for d in ("mnist", "svhn", "digits"))
     return DSA_STRATEGY.replace("_flip", "") if digits else DSA_STRATEGY
 
 # %% ../nbs/augment.ipynb #0e691ae6
