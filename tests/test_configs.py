@@ -46,3 +46,21 @@ def test_config_fits_its_chapter(path):
     assert cfg["dataset"] in DATASETS, f"{path.name}: unknown dataset {cfg['dataset']!r}"
     assert cfg.get("model", params.get("model")) in MODELS, f"{path.name}: unknown model {cfg.get('model')!r}"
     assert cfg["out_dir"] == f"runs/{chapter}/{cfg['dataset']}_ipc{cfg['ipc']}"
+
+
+# The official DATM settings (NUS-HPC-AI-Lab/DATM, configs/<dataset>/ConvIN/IPC<k>.yaml), in ddbook's names:
+# (syn_steps, lr_img, lr_lr, lr_y, threshold, batch_syn, min_start_epoch, max_start_epoch).
+DATM_OFFICIAL = {
+    ("CIFAR10", 1): (80, 100, 1e-7, 5, 1.1, 10, 0, 4),
+    ("CIFAR100", 50): (80, 1000, 1e-5, 10, 1.0, 1000, 20, 70),
+    ("CIFAR100", 100): (80, 50, 1e-5, 10, 1.0, 1000, 30, 70),
+}
+DATM_KEYS = ("syn_steps", "lr_img", "lr_lr", "lr_y", "threshold", "batch_syn", "min_start_epoch", "max_start_epoch")
+
+@pytest.mark.parametrize("setting", DATM_OFFICIAL, ids=lambda s: f"{s[0]}_ipc{s[1]}")
+def test_datm_configs_match_the_official_ones(setting):
+    path = ROOT / "configs" / f"datm_{setting[0]}_ipc{setting[1]}.yaml"
+    assert path.exists(), f"{path.name} is missing (the official code has this setting)"
+    cfg = yaml.safe_load(path.read_text())
+    got = tuple(cfg[k] for k in DATM_KEYS)
+    assert got == pytest.approx(DATM_OFFICIAL[setting]), dict(zip(DATM_KEYS, zip(got, DATM_OFFICIAL[setting])))
