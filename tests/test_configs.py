@@ -64,3 +64,15 @@ def test_datm_configs_match_the_official_ones(setting):
     cfg = yaml.safe_load(path.read_text())
     got = tuple(cfg[k] for k in DATM_KEYS)
     assert got == pytest.approx(DATM_OFFICIAL[setting]), dict(zip(DATM_KEYS, zip(got, DATM_OFFICIAL[setting])))
+
+
+# SelMatch's official scripts (Yongalls/SelMatch, scripts/eval/*.sh and scripts/sliding_window/*.sh) train the
+# evaluation and window-search networks for --epoch_eval_train epochs, fewer for larger sets.
+SELMATCH_EPOCHS = {("CIFAR10", 250): 1000, ("CIFAR10", 500): 500, ("CIFAR10", 1000): 250, ("CIFAR10", 1500): 167,
+                   ("CIFAR100", 25): 1000, ("CIFAR100", 50): 500, ("CIFAR100", 100): 250, ("CIFAR100", 150): 167,
+                   ("TinyImageNet", 50): 500, ("TinyImageNet", 100): 250}
+
+@pytest.mark.parametrize("setting", SELMATCH_EPOCHS, ids=lambda s: f"{s[0]}_ipc{s[1]}")
+def test_selmatch_epochs_match_the_official_scripts(setting):
+    cfg = yaml.safe_load((ROOT / "configs" / f"selmatch_{setting[0]}_ipc{setting[1]}.yaml").read_text())
+    assert cfg["eval_epochs"] == cfg["proxy_epochs"] == SELMATCH_EPOCHS[setting], cfg
