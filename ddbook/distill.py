@@ -86,6 +86,12 @@ class History:
     finished_at: str = ""  # when the run finished (UTC)
 
     @property
+    def best(self) -> tuple | None:
+        """The periodic evaluation with the highest accuracy, (iteration, mean, std): what
+        MTT, DATM and SelMatch report ("best of run"); its set is in `out_dir/best`."""
+        return max(self.evals, key=lambda e: e[1]) if self.evals else None
+
+    @property
     def loaded(self) -> bool:
         "True when the run had finished before this call, which only loaded it."
         return bool(self.iterations) and self.resumed_at == self.iterations
@@ -158,7 +164,10 @@ def distill_loop(
             bar.set_postfix(loss=f"{hist.losses[-1]:.4g}", refresh=False)
         last = it + 1 == iterations
         if evaluate is not None and eval_every and ((it + 1) % eval_every == 0 or last):
-            r = evaluate(to_synset())
+            s = to_synset()
+            r = evaluate(s)
+            if out_dir is not None and all(r.mean > e[1] for e in hist.evals):
+                s.save(Path(out_dir) / "best")  # the best-of-run set, as the papers keep
             hist.evals.append((it + 1, r.mean, r.std))
         if last:
             hist.finished_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
