@@ -87,8 +87,9 @@ class History:
 
     @property
     def best(self) -> tuple | None:
-        """The periodic evaluation with the highest accuracy, (iteration, mean, std): what
-        MTT, DATM and SelMatch report ("best of run"); its set is in `out_dir/best`."""
+        """The periodic evaluation with the highest accuracy, (iteration, mean, std):
+        what MTT, DATM and SelMatch report ("best of run"); its set is in
+        `out_dir/best`."""
         return max(self.evals, key=lambda e: e[1]) if self.evals else None
 
     @property
@@ -167,7 +168,8 @@ def distill_loop(
             s = to_synset()
             r = evaluate(s)
             if out_dir is not None and all(r.mean > e[1] for e in hist.evals):
-                s.save(Path(out_dir) / "best")  # the best-of-run set, as the papers keep
+                # the best-of-run set, which the trajectory papers report
+                s.save(Path(out_dir) / "best")
             hist.evals.append((it + 1, r.mean, r.std))
         if last:
             hist.finished_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

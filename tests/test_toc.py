@@ -83,3 +83,10 @@ def test_method_chapters_link_paper_and_code():
     for doc in _method_docs():
         text = "".join("".join(c["source"]) for c in _cells(doc) if c["cell_type"] == "markdown")
         assert re.search(r"\]\(https://(arxiv\.org/abs|dl\.acm\.org/doi)/", text), f"{doc}: no paper link"
+
+def test_code_lines_fit_the_page():
+    "The book shows code cells as they are: no line over 88 characters (tests/test_book.py checks the pages too)."
+    long = [(p.name, l[:50]) for p in sorted((ROOT / "nbs").glob("*.ipynb"))
+            for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code"
+            for l in "".join(c["source"]).splitlines() if len(l) > 88]
+    assert not long, f"{len(long)} code lines over 88 characters: {long[:5]}"
