@@ -5,11 +5,13 @@
 # %% ../nbs/core.ipynb #5f884620
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -139,8 +141,10 @@ def in_test() -> bool:
 
 def smoke_dir(out_dir: str | os.PathLike) -> str:
     """A fresh temporary folder for a smoke run of the results that go to `out_dir`:
-    a smoke run never resumes, nor overwrites, another run."""
-    return tempfile.mkdtemp(prefix=f"ddbook-smoke-{Path(out_dir).name}-")
+    a smoke run never resumes, nor overwrites, another run; removed when Python exits."""
+    d = tempfile.mkdtemp(prefix=f"ddbook-smoke-{Path(out_dir).name}-")
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    return d
 
 def progress_bar(iterable=None, desc: str = "", **kw) -> tqdm:
     """A text progress bar on stderr, 80 columns wide: the same in a terminal, in
