@@ -141,7 +141,8 @@ def in_test() -> bool:
 
 def smoke_dir(out_dir: str | os.PathLike) -> str:
     """A fresh temporary folder for a smoke run of the results that go to `out_dir`:
-    a smoke run never resumes, nor overwrites, another run; removed when Python exits."""
+    a smoke run never resumes, nor overwrites, another run. Removed when Python
+    exits."""
     d = tempfile.mkdtemp(prefix=f"ddbook-smoke-{Path(out_dir).name}-")
     atexit.register(shutil.rmtree, d, ignore_errors=True)
     return d
