@@ -5,6 +5,7 @@
 # %% ../nbs/augment.ipynb #565d8b88
 from __future__ import annotations
 
+import inspect
 import random
 from dataclasses import dataclass
 from typing import Callable
@@ -16,7 +17,8 @@ from .core import Registry, make_generator
 
 # %% auto #0
 __all__ = ['DSA_OPS', 'DSA_STRATEGY', 'AUGMENTS', 'DSAParams', 'dsa_color', 'dsa_crop', 'dsa_cutout', 'dsa_flip', 'dsa_scale',
-           'dsa_rotate', 'parse_strategy', 'default_strategy', 'dsa', 'draw_seed', 'crop_flip', 'get_augment']
+           'dsa_rotate', 'parse_strategy', 'default_strategy', 'resolve_strategy', 'dsa', 'draw_seed', 'crop_flip',
+           'get_augment']
 
 # %% ../nbs/augment.ipynb #91f66763
 @dataclass(frozen=True)
@@ -218,6 +220,18 @@ def default_strategy(dataset: str) -> str:
     digits = "fashion" not in n and any(d in n for d in ("mnist", "svhn", "digits"))
     return DSA_STRATEGY.replace("_flip", "") if digits else DSA_STRATEGY
 
+# %% ../nbs/augment.ipynb #a5fd57f3
+def resolve_strategy(
+    strategy: str | None,  # "default", None / "none", or operations joined by "_"
+    dataset: str,  # the dataset's name, for "default"
+) -> str | None:
+    "The DSA strategy a method uses, or None for no augmentation; a bad one fails here."
+    if strategy in (None, "none"):
+        return None
+    strategy = default_strategy(dataset) if strategy == "default" else strategy
+    parse_strategy(strategy)
+    return strategy
+
 # %% ../nbs/augment.ipynb #0e691ae6
 def dsa(
     x: torch.Tensor,  # images [N, C, H, W], normalised
@@ -281,12 +295,17 @@ def crop_flip(
 # %% ../nbs/augment.ipynb #651e9461
 AUGMENTS = Registry("augmentation")
 
-# "none", "dsa", "crop_flip" or "combined"
-# options of that augmentation
-def get_augment(name: str, **kw) -> Callable:
+def get_augment(
+    name: str,  # a name in AUGMENTS: "none", "dsa", "crop_flip", ...
+    synset=None,  # the set trained on, for a factory that takes `synset`
+    **kw,  # options of that augmentation
+) -> Callable:
     """A training-loop augmentation `aug(x, generator, idx=None) -> x` (per-sample
     draws; `generator` is a CPU generator)."""
-    return AUGMENTS.get(name)(**kw)
+    make = AUGMENTS.get(name)
+    if "synset" in inspect.signature(make).parameters:
+        kw["synset"] = synset
+    return make(**kw)
 
 # %% ../nbs/augment.ipynb #c41dad42
 @AUGMENTS.register("none")
@@ -310,31 +329,4 @@ def _crop_flip_augment(pad: int = 4, flip: bool = True):
     "Random crop of the zero-padded image and horizontal flip, per sample."
     def aug(x, generator, idx=None):
         return crop_flip(x, make_generator(draw_seed(generator), x.device), pad, flip)
-    return aug
-
-@AUGMENTS.register("combined")
-def _combined_augment(
-    # bool [N] over the training set: True for a distilled image
-    distilled: torch.Tensor,
-    strategy: str = DSA_STRATEGY,
-    params: DSAParams = DSAParams(),
-    pad: int = 4,
-    flip: bool = True,
-):
-    """SelMatch's evaluation: DSA on the distilled images, crop (+ flip) on the real
-    ones; needs the batch's `idx`."""
-    dsa_aug, plain = _dsa_augment(strategy, params), _crop_flip_augment(pad, flip)
-
-    def aug(x, generator, idx=None):
-        if idx is None:
-            raise ValueError(
-                "the 'combined' augmentation needs the batch's row indices: call "
-                "aug(x, generator, idx)"
-            )
-        m = distilled.to(x.device)[idx.to(x.device)]
-        # both augmentations on the whole batch, then a select: no host sync, at the
-        # price of one extra cheap op per image
-        out = plain(x, generator)
-        return torch.where(m[:, None, None, None], dsa_aug(x, generator), out)
-
     return aug

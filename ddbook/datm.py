@@ -5,18 +5,20 @@
 # %% ../nbs/datm.ipynb #9262198b
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
+
 import torch
 
 from .core import make_generator
 from .data import ImageData
-from .distill import History, init_synset
+from .distill import History, Hook
 from .experts import ExpertStore
 from .models import fmodel, get_model, params_of, unflatten_params
 from .mtt import distill_mtt
 from .synset import SynSet, check_ipc
 
 # %% auto #0
-__all__ = ['sequential_upper_bound', 'expert_logits', 'correct_init', 'soft_label_init', 'distill_datm']
+__all__ = ['sequential_upper_bound', 'expert_logits', 'correct_init', 'soft_label_init', 'DATMSettings', 'DATM', 'distill_datm']
 
 # %% ../nbs/datm.ipynb #ee2bb7cf
 def sequential_upper_bound(
@@ -108,66 +110,60 @@ def soft_label_init(
     return (logits * ok[..., None]).sum(0) / ok.sum(0)[:, None]
 
 # %% ../nbs/datm.ipynb #2d7bcb32
+@dataclass
+class DATMSettings:
+    "What DATM adds to MTT's settings, by the paper's names."
+
+    # sequential generation from here; None: the full window from the start
+    current_max_start_epoch: int | None = None
+    expansion_end_epoch: int = 1000  # iteration by which the window is fully open
+    soft_labels: bool = True  # learn soft labels initialised from the experts' logits
+    lr_y: float = 2.0  # SGD (momentum 0.9) on the soft labels
+    correct_only: bool = True  # start from images the experts classify correctly
+    threshold: float | None = 1.0  # skip updates with a loss above this; None: never
+    # the expert epoch whose logits label (and judge) the images; None: the last matched
+    label_epoch: int | None = None
+
+class DATM(Hook):
+    "DATM on an MTT run: its window, its initial images and soft labels, its threshold."
+
+    def __init__(self, store: ExpertStore, settings: DATMSettings | None = None):
+        self.store, self.settings = store, settings or DATMSettings()
+
+    def setup(self, d):
+        st, m = self.settings, d.settings
+        last = st.label_epoch or m.max_start_epoch + m.expert_epochs
+        if st.correct_only:
+            d.set_images(correct_init(d.data, self.store, d.ipc, last, d.options.seed))
+        if st.soft_labels:
+            logits = expert_logits(self.store, d.data, d.images.detach(), last)
+            d.labels = soft_label_init(logits, d.labels).requires_grad_(bool(st.lr_y))
+            if st.lr_y:
+                d.learn("labels", d.labels,
+                        torch.optim.SGD([d.labels], lr=st.lr_y, momentum=0.9))
+        self.bound = None if st.current_max_start_epoch is None else (
+            sequential_upper_bound(st.current_max_start_epoch, m.max_start_epoch,
+                                   st.expansion_end_epoch))
+        d.config.update(asdict(st), label_epoch=last)
+
+    def before_step(self, d, it):
+        if self.bound is not None:
+            lo, hi = d.settings.min_start_epoch, d.settings.max_start_epoch
+            d.start_epochs = (lo, max(lo + 1, min(hi, self.bound(it))))
+
+    def accept(self, d, loss):
+        t = self.settings.threshold
+        return t is None or float(loss.detach()) <= t
+
 def distill_datm(
     data: ImageData,
     ipc: int,
     store: ExpertStore,
-    max_start_epoch: int = 20,
-    min_start_epoch: int = 0,
-    # sequential generation from here; None: the full window from the start
-    current_max_start_epoch: int | None = None,
-    expansion_end_epoch: int = 1000,  # iteration by which the window is fully open
-    soft_labels: bool = True,  # learn soft labels initialised from the experts' logits
-    lr_y: float = 2.0,  # SGD (momentum 0.9) on the soft labels
-    correct_only: bool = True,  # initialise from images the experts classify correctly
-    # skip updates with a matching loss above this; None: never skip
-    threshold: float | None = 1.0,
-    expert_epochs: int = 2,
-    # the expert epoch whose logits label (and judge) the images; None: the last matched
-    label_epoch: int | None = None,
-    seed: int = 0,
-    **kw
-) -> tuple[SynSet, History]:  # everything else distill_mtt takes
+    hooks: tuple = (),  # more `Hook`s, after DATM's
+    **kw,  # any field of `DATMSettings`, `MTTSettings` or `RunOptions`
+) -> tuple[SynSet, History]:
     """DATM: trajectory matching with a difficulty-aligned window, soft labels and a
     loss threshold."""
-    last = label_epoch or max_start_epoch + expert_epochs
-    if correct_only:
-        x0 = correct_init(data, store, ipc, last, seed)
-    else:
-        x0 = init_synset(data, ipc, kw.pop("init", "real"), seed)[0].detach()
-    y0 = None
-    if soft_labels:
-        y = torch.arange(data.info.num_classes, device=x0.device).repeat_interleave(ipc)
-        y0 = soft_label_init(expert_logits(store, data, x0, last), y)
-    ub = (
-        None
-        if current_max_start_epoch is None
-        else sequential_upper_bound(
-            current_max_start_epoch, max_start_epoch, expansion_end_epoch
-        )
-    )
-    cfg = dict(
-        current_max_start_epoch=current_max_start_epoch,
-        expansion_end_epoch=expansion_end_epoch,
-        soft_labels=soft_labels,
-        correct_only=correct_only,
-        label_epoch=last,
-        **kw.pop("config", {})
-    )
-    return distill_mtt(
-        data,
-        ipc,
-        store,
-        max_start_epoch=max_start_epoch,
-        min_start_epoch=min_start_epoch,
-        expert_epochs=expert_epochs,
-        seed=seed,
-        upper_bound=ub,
-        x_init=x0,
-        y_init=y0,
-        lr_y=lr_y if soft_labels else 0.0,
-        threshold=threshold,
-        method=kw.pop("method", "datm"),
-        config=cfg,
-        **kw
-    )
+    mine = {f.name for f in fields(DATMSettings)}
+    st = DATMSettings(**{k: kw.pop(k) for k in list(kw) if k in mine})
+    return distill_mtt(data, ipc, store, (DATM(store, st), *hooks), "datm", **kw)

@@ -5,21 +5,23 @@
 # %% ../nbs/dc.ipynb #d10dec9e
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import draw_seed
+from .augment import draw_seed, dsa, get_augment, resolve_strategy
 from .core import Registry, nearest, seeded
 from .data import ClassPools, ImageData
-from .distill import History, distill_loop, init_synset, step_frozen
+from .distill import Distillation, History, RunOptions, split_settings
 from .models import get_model
-from .synset import SynSet, make_meta
+from .synset import SynSet
 from .train import model_kwargs_for, train_model
 
 # %% auto #0
 __all__ = ['DISTANCES', 'LOOPS', 'layerwise_cosine', 'gradient_mse', 'gradient_cos', 'get_loops', 'bn_layers', 'freeze_bn',
-           'class_grad', 'match_loss', 'distill_dc']
+           'class_grad', 'match_loss', 'DCSettings', 'distill_dc']
 
 # %% ../nbs/dc.ipynb #7130cfaf
 # name -> f(g_real: list, g_syn: list) -> 0-d tensor
@@ -113,7 +115,7 @@ def match_loss(
     generator: torch.Generator,  # a CPU generator: real batches and augmentation seeds
     distance: str = "ours",  # a name in DISTANCES
     augment=None,  # `augment(x, seed)` applied to both batches with one seed, or None
-    # MDC: also match the first k images of every class, for each k here
+    # also match the first k images of every class, for each k here (`d.sizes`)
     sizes: tuple = (),
 ) -> torch.Tensor:
     """Σ_c D(∇θ ℓ(real_c), ∇θ ℓ(syn_c)) (+ Σ_k D(∇θ ℓ(real_c), ∇θ ℓ(syn_c[:k]))) for the
@@ -134,117 +136,71 @@ def match_loss(
     return loss
 
 # %% ../nbs/dc.ipynb #c31cf606
+@dataclass
+class DCSettings:
+    "DC's (and DSA's) settings, by the paper's names (the keys of a DC config file)."
+
+    ipc: int = 10  # images per class
+    iterations: int = 1000  # outer iterations (fresh networks)
+    lr_img: float = 0.1  # image learning rate (SGD, momentum 0.5)
+    lr_net: float = 0.01  # network learning rate between matching steps
+    batch_real: int = 256  # real images per class and matching step
+    batch_train: int = 256  # batch of the network training between matching steps
+    outer_loop: int | None = None  # matching steps per network; None: get_loops(ipc)
+    inner_loop: int | None = None  # network epochs between them; None: get_loops(ipc)
+    init: str = "noise"  # "noise" or "real"
+    distance: str = "ours"  # a name in DISTANCES
+    # DSA in matching and inner training: "default", a strategy, or None (DC: off)
+    dsa_strategy: str | None = None
+    model: str = "ConvNet"
+    model_kwargs: dict = field(default_factory=dict)  # e.g. {"width": 128}
+
 def distill_dc(
     data: ImageData,  # any dataset (its device is used)
-    ipc: int,  # images per class
-    model: str = "ConvNet",
-    model_kwargs: dict | None = None,  # e.g. {"width": 128}
-    iterations: int = 1000,  # outer iterations (fresh networks)
-    lr_img: float = 0.1,  # image learning rate (SGD, momentum 0.5)
-    lr_net: float = 0.01,  # network learning rate between matching steps
-    batch_real: int = 256,  # real images per class and matching step
-    batch_train: int = 256,  # batch size of the network training between matching steps
-    outer_loop: int | None = None,  # matching steps per network; None: `get_loops(ipc)`
-    # network epochs between matching steps; None: `get_loops(ipc)`
-    inner_loop: int | None = None,
-    init: str = "noise",  # "noise" or "real"
-    distance: str = "ours",  # a name in DISTANCES
-    augment=None,  # `augment(x, seed)` for both batches (DSA), or None
-    train_aug=None,  # `aug(x, generator)` for the inner training (DSA), or None
+    ipc: int = 10,  # images per class
+    hooks: tuple = (),  # `Hook`s that change the run
     method: str = "dc",  # recorded in the set's meta
-    # extra settings to record (and to fingerprint checkpoints with)
-    config: dict | None = None,
-    seed: int = 0,
-    out_dir=None,  # checkpoints (and the last good set on a NaN) go here
-    # an `ddbook.mdc.Multisize`: adds the most learnable subset's loss (MDC)
-    multisize=None,
-    **loop_kw
-    # distill_loop options: eval_every, evaluate, progress, ...
+    **kw,  # any field of `DCSettings` or `RunOptions`
 ) -> tuple[SynSet, History]:
     """Condense `data` to `ipc` images per class by gradient matching; returns the set
     and the run's `History`."""
+    st, opts = split_settings({"ipc": ipc, **kw}, DCSettings, RunOptions)
     i, dev, K = data.info, data.x_train.device, data.info.num_classes
     ol, il = get_loops(ipc)
-    outer_loop, inner_loop = outer_loop or ol, il if inner_loop is None else inner_loop
-    DISTANCES.get(distance)  # fail now, not inside the loop
-    kw = model_kwargs_for(model, model_kwargs or {})
-    make_net = lambda: get_model(model, i.channels, K, i.im_size, **kw).to(dev)
+    st = replace(st, outer_loop=st.outer_loop or ol,
+                 inner_loop=il if st.inner_loop is None else st.inner_loop,
+                 dsa_strategy=resolve_strategy(st.dsa_strategy, i.name),
+                 model_kwargs=model_kwargs_for(st.model, st.model_kwargs))
+    DISTANCES.get(st.distance)  # fail now, not inside the loop
+    s = st.dsa_strategy
+    augment = None if s is None else (lambda x, seed: dsa(x, s, seed))  # siamese
+    train_aug = None if s is None else get_augment("dsa", strategy=s)  # per image
+    make_net = lambda: get_model(st.model, i.channels, K, i.im_size,
+                                 **st.model_kwargs).to(dev)
     with seeded(0):
         uses_bn = bool(bn_layers(make_net()))
     pools = data.pools()
-    x_syn, y_syn = init_synset(data, ipc, init, seed)
-    opt = torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5)
-    cfg = dict(
-        dataset=i.name,
-        ipc=ipc,
-        model=model,
-        model_kwargs=kw,
-        iterations=iterations,
-        lr_img=lr_img,
-        lr_net=lr_net,
-        batch_real=batch_real,
-        batch_train=batch_train,
-        outer_loop=outer_loop,
-        inner_loop=inner_loop,
-        init=init,
-        distance=distance,
-        **(multisize.config if multisize else {}),
-        **(config or {})
-    )
-    params = {"images": x_syn, **({"multisize": multisize.state} if multisize else {})}
+    d = Distillation(data, st, opts, method, hooks, st.model, st.model_kwargs)
+    d.learn("images", d.images,
+            torch.optim.SGD([d.images], lr=st.lr_img, momentum=0.5))
 
     def step(it, g):
         with seeded(int(torch.randint(2**31, (1,), generator=g))):
             net = make_net()
-        total, sizes = x_syn.new_zeros(()), ()
-        for o in range(outer_loop):
+        total = d.images.new_zeros(())
+        for o in range(st.outer_loop):
             if uses_bn:
                 freeze_bn(net, torch.cat([pools.sample(c, 16, g) for c in range(K)]))
-            if multisize and o == 0:
-                sizes = multisize.sizes(it, x_syn)
-            loss = match_loss(
-                net, pools, x_syn, ipc, batch_real, g, distance, augment, sizes
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward(inputs=[x_syn])
-            step_frozen(opt, x_syn, multisize.frozen() if multisize else None)
+            loss = match_loss(net, pools, d.images, ipc, st.batch_real, g,
+                              st.distance, augment, d.sizes)
+            d.update(loss)
             total = total + loss.detach()
-            if o < outer_loop - 1:
-                train_model(
-                    net,
-                    x_syn.detach(),
-                    y_syn,
-                    inner_loop,
-                    lr_net,
-                    momentum=0.0,
-                    weight_decay=0.0,
-                    batch_size=batch_train,
-                    schedule="none",
-                    aug=train_aug,
-                    generator=g,
-                )
-        return total / (K * outer_loop)
+            if o < st.outer_loop - 1:
+                train_model(net, d.images.detach(), d.labels, st.inner_loop,
+                            st.lr_net, momentum=0.0, weight_decay=0.0,
+                            batch_size=st.batch_train, schedule="none",
+                            aug=train_aug, generator=g)
+        return total / (K * st.outer_loop)
 
-    zca = data.zca.state_dict() if data.zca is not None else None
-    to_synset = lambda: SynSet(
-        x_syn.detach().clone(),
-        y_syn.clone(),
-        zca=zca,
-        meta=make_meta(
-            data, method, ipc, model=model, model_kwargs=kw, config=cfg, seed=seed
-        ),
-    )
     hint = "lr_img is too high and the synthetic images diverged; lower it (e.g. 10x)"
-    hist = distill_loop(
-        step,
-        params,
-        [opt],
-        iterations,
-        to_synset,
-        seed,
-        out_dir,
-        {"method": method, **cfg},
-        hint=hint,
-        **loop_kw
-    )
-    return to_synset(), hist
+    return d.fit(step, hint)

@@ -5,19 +5,22 @@
 # %% ../nbs/dd.ipynb #387f2399
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import seeded
 from .data import ImageData
-from .distill import History, distill_loop, init_synset
+from .distill import Distillation, History, Hook, RunOptions, inv_softplus
+from .distill import split_settings
 from .models import fmodel, get_model, params_of
-from .synset import SynSet, make_meta
+from .synset import SynSet
 from .train import EvalResult, accuracy, label_loss, model_kwargs_for
 
 # %% auto #0
-__all__ = ['sgd_step', 'unroll', 'inv_softplus', 'step_batches', 'dd_loss', 'distill_dd', 'replay_dd']
+__all__ = ['sgd_step', 'unroll', 'step_batches', 'dd_loss', 'DDSettings', 'LearnedSchedule', 'distill_dd', 'replay_dd']
 
 # %% ../nbs/dd.ipynb #1248d4dc
 def sgd_step(
@@ -71,11 +74,6 @@ def unroll(
         )
     return params
 
-# %% ../nbs/dd.ipynb #920e4b70
-def inv_softplus(lr: torch.Tensor) -> torch.Tensor:  # positive values
-    "The raw parameter r with softplus(r) = lr: log(exp(lr) − 1)."
-    return torch.as_tensor(lr).expm1().log()
-
 # %% ../nbs/dd.ipynb #6a7f131d
 def step_batches(
     ipc: int,  # images per class, stored class by class (`init_synset`'s layout)
@@ -110,123 +108,85 @@ def dd_loss(
     )
 
 # %% ../nbs/dd.ipynb #14e1a89d
+@dataclass
+class DDSettings:
+    "DD's settings, by the paper's names (the keys of a DD config file)."
+
+    ipc: int = 10  # images per class
+    iterations: int = 1000  # outer iterations
+    steps: int = 10  # groups of synthetic images, one per unrolled step
+    epochs: int = 3  # passes over the steps (steps × epochs unrolled steps)
+    lr_img: float = 0.01  # Adam learning rate of the images
+    lr_lr: float | None = None  # Adam learning rate of the raw lrs; None: lr_img
+    lr_init: float = 0.02  # initial learned lr of every unrolled step
+    batch_real: int = 1024  # real images per outer iteration
+    fixed_init: bool = False  # reuse one initialisation (seeded `seed`) every time
+    init: str = "noise"  # "noise" or "real"
+    decay_every: int = 0  # halve lr_img and lr_lr every this many iterations (0: never)
+    model: str = "ConvNet"
+    model_kwargs: dict = field(default_factory=dict)  # e.g. {"width": 128}
+
+class LearnedSchedule(Hook):
+    "Writes DD's learned step lrs (and the fixed init's seed) into every set's meta."
+
+    def __init__(self, raw_lrs: torch.Tensor, init_seed: int | None):
+        self.raw_lrs, self.init_seed = raw_lrs, init_seed
+
+    def on_synset(self, d, s):
+        s.meta["lrs"] = F.softplus(self.raw_lrs).tolist()
+        s.meta["init_seed"] = self.init_seed
+
 def distill_dd(
     data: ImageData,  # any dataset (its device is used)
-    ipc: int,  # images per class
-    model: str = "ConvNet",
-    model_kwargs: dict | None = None,  # e.g. {"width": 128}
-    iterations: int = 1000,  # outer iterations
-    steps: int = 10,  # groups of synthetic images, one per unrolled step
-    epochs: int = 3,  # passes over the steps (steps × epochs unrolled steps)
-    lr_img: float = 0.01,  # Adam learning rate of the images
-    # Adam learning rate of the raw lrs; None: lr_img (as in the paper)
-    lr_lr: float | None = None,
-    lr_init: float = 0.02,  # initial learned lr of every unrolled step
-    batch_real: int = 1024,  # real images per outer iteration
-    # reuse one network initialisation (seeded `seed`) every iteration
-    fixed_init: bool = False,
-    init: str = "noise",  # "noise" or "real"
-    # halve lr_img and lr_lr every this many iterations (0: never)
-    decay_every: int = 0,
-    seed: int = 0,
-    out_dir=None,  # checkpoints (and the last good set on a NaN) go here
-    **loop_kw
-    # distill_loop options: eval_every, evaluate, progress, ...
+    ipc: int = 10,  # images per class
+    hooks: tuple = (),  # `Hook`s that change the run
+    **kw,  # any field of `DDSettings` or `RunOptions`
 ) -> tuple[SynSet, History]:
     """Distil `data` to `ipc` images per class (and one lr per unrolled step) by
     backpropagating through training."""
+    st, opts = split_settings({"ipc": ipc, **kw}, DDSettings, RunOptions)
+    st = replace(st, model_kwargs=model_kwargs_for(st.model, st.model_kwargs),
+                 lr_lr=st.lr_img if st.lr_lr is None else st.lr_lr)
     i, dev, K = data.info, data.x_train.device, data.info.num_classes
-    kw = model_kwargs_for(model, model_kwargs or {})
-    make_net = lambda: get_model(model, i.channels, K, i.im_size, **kw).to(dev)
-    with seeded(seed):
+    make_net = lambda: get_model(st.model, i.channels, K, i.im_size,
+                                 **st.model_kwargs).to(dev)
+    with seeded(opts.seed):
         net = make_net()  # the architecture; with fixed_init also θ0
     theta0 = params_of(net)
-    x_syn, y_syn = init_synset(data, ipc, init, seed)
     raw_lrs = inv_softplus(
-        torch.full((steps * epochs,), float(lr_init), device=dev)
+        torch.full((st.steps * st.epochs,), float(st.lr_init), device=dev)
     ).requires_grad_()
-    lr_lr = lr_img if lr_lr is None else lr_lr
+    schedule = LearnedSchedule(raw_lrs, opts.seed if st.fixed_init else None)
+    d = Distillation(data, st, opts, "dd", (*hooks, schedule), st.model,
+                     st.model_kwargs)
     opt = torch.optim.Adam(
-        [{"params": [x_syn], "lr": lr_img}, {"params": [raw_lrs], "lr": lr_lr}],
+        [{"params": [d.images], "lr": st.lr_img},
+         {"params": [raw_lrs], "lr": st.lr_lr}],
         betas=(0.5, 0.999),
     )
-    batches = step_batches(ipc, K, steps, epochs, dev)
-    cfg = dict(
-        dataset=i.name,
-        ipc=ipc,
-        model=model,
-        model_kwargs=kw,
-        iterations=iterations,
-        steps=steps,
-        epochs=epochs,
-        lr_img=lr_img,
-        lr_lr=lr_lr,
-        lr_init=lr_init,
-        batch_real=batch_real,
-        fixed_init=fixed_init,
-        init=init,
-        decay_every=decay_every,
-    )
+    d.learn("images", d.images, opt)
+    d.learn("raw_lrs", raw_lrs)  # stepped by the same Adam
+    batches = step_batches(ipc, K, st.steps, st.epochs, dev)
 
     def step(it, g):
-        for grp, lr in zip(opt.param_groups, (lr_img, lr_lr)):
-            grp["lr"] = lr * 0.5 ** (it // decay_every) if decay_every else lr
-        if fixed_init:
+        for grp, lr in zip(opt.param_groups, (st.lr_img, st.lr_lr)):
+            grp["lr"] = lr * 0.5 ** (it // st.decay_every) if st.decay_every else lr
+        if st.fixed_init:
             p0 = theta0
         else:
             with seeded(int(torch.randint(2**31, (1,), generator=g))):
                 p0 = params_of(make_net())
-        idx = torch.randperm(len(data.x_train), generator=g)[:batch_real].to(dev)
-        loss = dd_loss(
-            net,
-            p0,
-            x_syn,
-            y_syn,
-            F.softplus(raw_lrs),
-            batches,
-            data.x_train[idx],
-            data.y_train[idx],
-        )
-        opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=[x_syn, raw_lrs])
-        opt.step()
+        idx = torch.randperm(len(data.x_train), generator=g)[: st.batch_real].to(dev)
+        loss = dd_loss(net, p0, d.images, d.labels, F.softplus(raw_lrs), batches,
+                       data.x_train[idx], data.y_train[idx])
+        d.update(loss)
         return loss.detach()
 
-    zca = data.zca.state_dict() if data.zca is not None else None
-    to_synset = lambda: SynSet(
-        x_syn.detach().clone(),
-        y_syn.clone(),
-        zca=zca,
-        meta=make_meta(
-            data,
-            "dd",
-            ipc,
-            model=model,
-            model_kwargs=kw,
-            config=cfg,
-            seed=seed,
-            lrs=F.softplus(raw_lrs).tolist(),
-            init_seed=seed if fixed_init else None,
-        ),
-    )
     hint = (
         "lr_img (or lr_lr) is too high: the images or the learned lrs grew until the "
-        "unrolled training diverged; "
-        "lower them (e.g. 10x)"
+        "unrolled training diverged; lower them (e.g. 10x)"
     )
-    hist = distill_loop(
-        step,
-        {"images": x_syn, "raw_lrs": raw_lrs},
-        [opt],
-        iterations,
-        to_synset,
-        seed,
-        out_dir,
-        {"method": "dd", **cfg},
-        hint=hint,
-        **loop_kw
-    )
-    return to_synset(), hist
+    return d.fit(step, hint)
 
 # %% ../nbs/dd.ipynb #a22fe7a8
 def replay_dd(

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from .core import check_finite, make_generator, save_torch_atomic
 from .core import progress_bar
@@ -20,7 +22,8 @@ from .data import ImageData
 from .synset import SynSet, check_ipc, make_meta, random_synset
 
 # %% auto #0
-__all__ = ['init_synset', 'init_from', 'init_label', 'History', 'config_fingerprint', 'distill_loop', 'step_frozen']
+__all__ = ['CHECKPOINT_FORMAT', 'init_synset', 'init_from', 'init_label', 'History', 'config_fingerprint', 'RunOptions',
+           'distill_loop', 'Hook', 'inv_softplus', 'Distillation', 'split_settings']
 
 # %% ../nbs/distill.ipynb #449f0787
 def init_synset(
@@ -114,7 +117,22 @@ def config_fingerprint(config: dict) -> str:
         json.dumps(config, sort_keys=True, default=str).encode()
     ).hexdigest()[:16]
 
+# %% ../nbs/distill.ipynb #db251695
+@dataclass
+class RunOptions:
+    "How a distillation runs, whatever the method (every `distill_*` takes these)."
+
+    seed: int = 0  # seeds the initial set and the loop's generator
+    out_dir: str | os.PathLike | None = None  # checkpoints, best-of-run and NaN sets
+    evaluate: Callable | None = None  # SynSet -> EvalResult, every `eval_every` its
+    eval_every: int = 0  # iterations between evaluations (0: none)
+    checkpoint_every: float = 300.0  # seconds between checkpoints (0: every iteration)
+    check_every: int = 1  # iterations between NaN checks
+    progress: bool = True  # show a progress bar
+
 # %% ../nbs/distill.ipynb #75de53f2
+CHECKPOINT_FORMAT = 2  # 2: written by `Distillation` (tensors named by the state)
+
 def distill_loop(
     step: Callable,  # step(it, g) -> 0-d loss tensor; does the method's update itself
     # name -> learned tensor (updated in place by the optimisers), or any state tensor
@@ -123,26 +141,23 @@ def distill_loop(
     optimizers: list,  # torch optimisers (their state is checkpointed)
     iterations: int,
     to_synset: Callable,  # () -> SynSet of the current state
-    seed: int = 0,  # seeds the loop's generator `g`
-    out_dir=None,  # where checkpoint.pt (and, on a NaN, the last good set) go
+    options: RunOptions | None = None,  # seed, out_dir, evaluation, progress, ...
     # the run's settings; a checkpoint is resumed only if they match
     config: dict | None = None,
-    checkpoint_every: float = 300.0,  # seconds between checkpoints (0: every iteration)
-    check_every: int = 1,  # iterations between NaN checks
-    eval_every: int = 0,  # iterations between evaluations (0: none)
-    evaluate: Callable | None = None,  # SynSet -> EvalResult
     hint: str = "the image learning rate (lr_img) is too high",
     # () -> None, or a message saying what went wrong (e.g. a collapsed lr)
     check: Callable | None = None,
-    progress: bool = True,  # show a progress bar
 ) -> History:
     """Run `iterations` of `step` with progress, NaN guard, checkpoints and periodic
     evaluation; returns the `History`."""
-    g, hist = make_generator(seed), History(iterations=iterations)
+    o = options or RunOptions()
+    g, hist = make_generator(o.seed), History(iterations=iterations)
+    out_dir = o.out_dir
     ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
     fp = config_fingerprint(config or {})
     if ckpt is not None and ckpt.exists():
         c = torch.load(ckpt, map_location="cpu", weights_only=False)
+        _check_format(c, ckpt)
         if c.get("fingerprint") == fp:
             _restore(c, params, optimizers, g, hist)
             hist.checkpoint = str(ckpt)
@@ -153,27 +168,30 @@ def distill_loop(
     good_it = start
     t_last, t0 = time.monotonic(), time.monotonic()
     bar = progress_bar(range(start, iterations), "distill", initial=start,
-                    total=iterations, disable=not progress or start == iterations)
+                    total=iterations, disable=not o.progress or start == iterations)
     for it in bar:
         loss = step(it, g)
         hist.losses.append(loss.detach())
-        if (it + 1) % check_every == 0 or it + 1 == iterations:
+        if (it + 1) % o.check_every == 0 or it + 1 == iterations:
             _guard(loss, params, good, good_it, it, to_synset, out_dir, hint, check)
             good = {k: v.detach().clone() for k, v in params.items()}
             good_it = it + 1
             hist.losses = [float(l) for l in hist.losses]
             bar.set_postfix(loss=f"{hist.losses[-1]:.4g}", refresh=False)
         last = it + 1 == iterations
-        if evaluate is not None and eval_every and ((it + 1) % eval_every == 0 or last):
+        if o.evaluate is not None and o.eval_every and (
+            (it + 1) % o.eval_every == 0 or last
+        ):
             s = to_synset()
-            r = evaluate(s)
+            r = o.evaluate(s)
             if out_dir is not None and all(r.mean > e[1] for e in hist.evals):
                 # the best-of-run set, which the trajectory papers report
                 s.save(Path(out_dir) / "best")
             hist.evals.append((it + 1, r.mean, r.std))
         if last:
             hist.finished_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        if ckpt is not None and (time.monotonic() - t_last >= checkpoint_every or last):
+        due = time.monotonic() - t_last >= o.checkpoint_every
+        if ckpt is not None and (due or last):
             hist.seconds += time.monotonic() - t0
             t0 = time.monotonic()
             _save(ckpt, it + 1, params, optimizers, g, hist, fp)
@@ -211,9 +229,20 @@ def _guard(loss, params, good, good_it, it, to_synset, out_dir, hint, check=None
             )
         raise FloatingPointError(f"{e}{where}") from None
 
+def _check_format(c, ckpt):
+    "Refuse a checkpoint of another layout: its tensors could be misread."
+    if c.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{ckpt} was written by an earlier ddbook (checkpoint format "
+            f"{c.get('format', 1)}; this one reads format {CHECKPOINT_FORMAT}, whose "
+            "tensors are named differently), so it cannot be resumed: delete it, or "
+            "choose another out_dir"
+        )
+
 def _save(ckpt, it, params, optimizers, g, hist, fp):
     save_torch_atomic(
         {
+            "format": CHECKPOINT_FORMAT,
             "iteration": it,
             "fingerprint": fp,
             "params": {k: v.detach().cpu() for k, v in params.items()},
@@ -236,15 +265,160 @@ def _restore(c, params, optimizers, g, hist):
     hist.seconds, hist.resumed_at = c["seconds"], int(c["iteration"])
     hist.finished_at = c.get("finished_at", "")
 
-# %% ../nbs/distill.ipynb #28efbdc8
-def step_frozen(opt: torch.optim.Optimizer,       # the optimiser of `x`
-                x: torch.Tensor,                  # the learned images [N, ...]
-                # bool [N]: rows to keep as they are; None: none
-                frozen: torch.Tensor | None = None,
-                ):
-    "`opt.step()`, leaving the rows of `x` where `frozen` is True exactly as they were."
-    if frozen is None: return opt.step()
-    with torch.no_grad():   # a select, not boolean indexing: no wait for the device
-        keep = x.detach().clone()
-        opt.step()
-        x.copy_(torch.where(frozen.view(-1, *[1] * (x.dim() - 1)), keep, x))
+# %% ../nbs/distill.ipynb #11cacc3f
+class Hook:
+    """A change to a distillation from outside: override any of these (each does nothing
+    by default)."""
+
+    def setup(self, d: Distillation):
+        "Once, after the state is built and before the method creates its optimisers."
+
+    def before_step(self, d: Distillation, it: int):
+        "At the start of iteration `it`."
+
+    def accept(self, d: Distillation, loss: torch.Tensor) -> bool:
+        "Before every update: False skips it (no optimiser steps)."
+        return True
+
+    def on_synset(self, d: Distillation, s: SynSet):
+        "Whenever `d` makes a set (final, best of run, last good): e.g. add meta."
+
+# %% ../nbs/distill.ipynb #164f2861
+def inv_softplus(lr: torch.Tensor) -> torch.Tensor:  # positive values
+    "The raw parameter r with softplus(r) = lr: log(exp(lr) − 1)."
+    return torch.as_tensor(lr).expm1().log()
+
+# %% ../nbs/distill.ipynb #caf7edef
+class Distillation:
+    """The state every method shares: the learned set, its optimisers, the run's
+    configuration and hooks, and the call of the one outer loop."""
+
+    def __init__(
+        self,
+        data: ImageData,  # the real data (its device is used)
+        settings,  # the method's settings: a dataclass with `ipc` and `iterations`
+        options: RunOptions | None = None,
+        method: str = "",  # recorded in the set's meta and the configuration
+        hooks: tuple = (),  # `Hook`s, called in this order
+        model: str = "ConvNet",  # the architecture recorded in the set's meta
+        model_kwargs: dict | None = None,
+    ):
+        self.data, self.settings, self.method = data, settings, method
+        self.options, self.hooks = options or RunOptions(), list(hooks)
+        self.ipc, self.model = settings.ipc, model
+        self.model_kwargs = model_kwargs or {}
+        self.images, self.labels = init_synset(
+            data, self.ipc, getattr(settings, "init", "real"), self.options.seed
+        )
+        self.raw_lr = None  # a learned lr (`learn_lr`): softplus(raw_lr)
+        self.frozen = None  # bool [K*ipc]: rows every update leaves as they are
+        # sizes k: the loss is also taken on the first k images of every class (MDC)
+        self.sizes = ()
+        self.params, self.optimizers = {}, []
+        self.config = dict(method=method, dataset=data.info.name, **asdict(settings),
+                           seed=self.options.seed)
+        for h in self.hooks:
+            h.setup(self)
+
+    def set_images(self, x: torch.Tensor):
+        "Start from the images `x` [K*ipc, C, H, W], grouped by class."
+        self.images, _ = init_from(self.data, self.ipc, x)
+        self.config["init"] = init_label(x)
+
+    def claim_frozen(self, who: str):
+        """Declare that hook `who` decides the frozen rows; a second claimant is an
+        error (the two would overwrite each other's rows)."""
+        if getattr(self, "_frozen_by", None):
+            raise ValueError(
+                f"{who} and {self._frozen_by} both freeze images of this set; use one"
+            )
+        self._frozen_by = who
+
+    def learn(self, name: str, tensor: torch.Tensor, optimizer=None):
+        """Checkpoint `tensor` under `name` and, with an optimiser, step it in
+        `update`."""
+        self.params[name] = tensor
+        if optimizer is not None:
+            self.optimizers.append(optimizer)
+
+    def learn_lr(self, lr: float, lr_lr: float):
+        """Learn one positive lr from `lr`: SGD (momentum 0.5) on its raw value, with
+        `lr_lr` in the units of the lr itself."""
+        self.raw_lr = inv_softplus(
+            torch.tensor(float(lr), device=self.images.device)
+        ).requires_grad_()
+        scale = float(torch.sigmoid(self.raw_lr.detach())) ** 2  # d lr / d raw, squared
+        opt = torch.optim.SGD([self.raw_lr], lr=lr_lr / scale, momentum=0.5)
+        self.learn("raw_lr", self.raw_lr, opt)
+
+    @property
+    def lr(self) -> torch.Tensor | None:
+        "The learned lr (a 0-d tensor with grad), or None."
+        return None if self.raw_lr is None else F.softplus(self.raw_lr)
+
+    def zero_grad(self):
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=True)
+
+    def step(self, loss: torch.Tensor) -> bool:
+        """Step every optimiser unless a hook refuses `loss`; frozen rows stay exactly
+        as they were. True if the step was taken."""
+        if not all(h.accept(self, loss) for h in self.hooks):
+            return False
+        keep = None if self.frozen is None else self.images.detach().clone()
+        for o in self.optimizers:
+            o.step()
+        if keep is not None:  # a select, not boolean indexing: no wait for the device
+            m = self.frozen.to(keep.device).view(-1, *[1] * (keep.dim() - 1))
+            with torch.no_grad():
+                self.images.copy_(torch.where(m, keep, self.images))
+        return True
+
+    def update(self, loss: torch.Tensor) -> bool:
+        "Gradients of `loss` into the learned tensors, then `step`."
+        self.zero_grad()
+        loss.backward(inputs=[p for p in self.params.values() if p.requires_grad])
+        return self.step(loss)
+
+    def to_synset(self) -> SynSet:
+        "The set as it is now, with its meta (and what the hooks add)."
+        zca = self.data.zca.state_dict() if self.data.zca is not None else None
+        lr = None if self.raw_lr is None else self.lr.detach().clone()
+        meta = make_meta(self.data, self.method, self.ipc, model=self.model,
+                         model_kwargs=self.model_kwargs, config=self.config,
+                         seed=self.options.seed)
+        s = SynSet(self.images.detach().clone(), self.labels.detach().clone(), lr=lr,
+                   zca=zca, meta=meta)
+        for h in self.hooks:
+            h.on_synset(self, s)
+        return s
+
+    def fit(self, step: Callable,
+            hint: str = "the image learning rate (lr_img) is too high",
+            check: Callable | None = None) -> tuple[SynSet, History]:
+        """Run `step(it, g)` for `settings.iterations` in `distill_loop` (the hooks'
+        `before_step` first); returns the final set and the `History`."""
+        def hooked(it, g):
+            for h in self.hooks:
+                h.before_step(self, it)
+            return step(it, g)
+
+        hist = distill_loop(hooked, self.params, self.optimizers,
+                            self.settings.iterations, self.to_synset, self.options,
+                            self.config, hint, check)
+        return self.to_synset(), hist
+
+# %% ../nbs/distill.ipynb #5e456610
+def split_settings(kw: dict, *classes) -> tuple:
+    """One instance of each dataclass in `classes` from the keywords `kw` (a key goes to
+    the first class with that field); a `TypeError` names a key that none has."""
+    left, out = dict(kw), []
+    for cls in classes:
+        names = {f.name for f in fields(cls)}
+        out.append(cls(**{k: left.pop(k) for k in list(left) if k in names}))
+    if left:
+        valid = "; ".join(
+            f"{c.__name__}: {', '.join(f.name for f in fields(c))}" for c in classes
+        )
+        raise TypeError(f"unknown setting {', '.join(map(repr, left))}; valid: {valid}")
+    return tuple(out)

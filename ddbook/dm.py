@@ -5,26 +5,21 @@
 # %% ../nbs/dm.ipynb #6dffce3a
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
 import torch
 import torch.nn as nn
 
-from .augment import default_strategy, draw_seed, dsa, parse_strategy
+from .augment import draw_seed, dsa, resolve_strategy
 from .core import seeded
 from .data import ImageData
-from ddbook.distill import (
-    History,
-    distill_loop,
-    init_from,
-    init_label,
-    init_synset,
-    step_frozen,
-)
+from .distill import Distillation, History, RunOptions, split_settings
 from .models import get_model
-from .synset import SynSet, make_meta
+from .synset import SynSet
 from .train import model_kwargs_for
 
 # %% auto #0
-__all__ = ['class_means', 'embed_means', 'dm_loss', 'dm_loss_per_class', 'dm_backward', 'distill_dm']
+__all__ = ['class_means', 'embed_means', 'dm_loss', 'dm_loss_per_class', 'dm_backward', 'DMSettings', 'distill_dm']
 
 # %% ../nbs/dm.ipynb #e0c321ca
 def class_means(f: torch.Tensor,     # features [N, D]
@@ -107,7 +102,7 @@ def dm_backward(
     strategy: str | None = None,
     seed: int = 0,
     chunk: int = 0,  # images per `embed` call; 0: one call per set, no extra forward
-    # row-index tensors of subsets whose own loss is added (MDC); None: none
+    # row-index tensors of subsets whose own loss is added (`Distillation.sizes`)
     subsets: list | None = None,
 ) -> torch.Tensor:
     """The DM loss (detached) with its gradient accumulated into `x_syn.grad`, embedding
@@ -142,133 +137,54 @@ def dm_backward(
     return (diff**2).sum()
 
 # %% ../nbs/dm.ipynb #db878e02
+@dataclass
+class DMSettings:
+    "DM's settings, by the paper's names (the keys of a DM config file)."
+
+    ipc: int = 10  # images per class
+    iterations: int = 20000  # paper: 20000
+    # SGD (momentum 0.5) step on the images; paper: 1 (10 for CIFAR-10 IPC >= 100)
+    lr_img: float = 1.0
+    batch_real: int = 256  # real images per class and iteration
+    init: str = "real"  # "real" or "noise"
+    dsa_strategy: str | None = "default"  # "default", a strategy, or None (off)
+    chunk: int = 0  # images per embed call (0: all at once); see dm_backward
+    model: str = "ConvNet"  # the random embedding network
+    model_kwargs: dict = field(default_factory=dict)  # e.g. {"width": 128}
+
 def distill_dm(
     data: ImageData,  # the real data (its device is used)
     ipc: int = 10,  # images per class
-    iterations: int = 20000,  # paper: 20000
-    # SGD (momentum 0.5) step on the images; paper: 1 (10 for CIFAR-10 IPC >= 100)
-    lr_img: float = 1.0,
-    batch_real: int = 256,  # real images per class and iteration
-    model: str = "ConvNet",  # the random embedding network
-    model_kwargs: dict | None = None,  # e.g. {"width": 128}
-    init: str = "real",  # "real" or "noise"
-    # "default": default_strategy(dataset); None/"none": no DSA
-    dsa_strategy: str | None = "default",
-    seed: int = 0,  # seeds the initial set and the loop's generator
-    chunk: int = 0,  # images per embed call (0: all at once); see dm_backward
-    out_dir=None,  # checkpoints (and the last good set on a NaN) go here
-    eval_every: int = 0,  # iterations between evaluations with `protocol` (0: none)
-    protocol=None,  # an EvalProtocol, or any (set, data, seed, device) -> EvalResult
-    progress: bool = True,
-    checkpoint_every: float = 300.0,  # seconds between checkpoints
-    # initial images [K*ipc, C, H, W], grouped by class (SelMatch); None: `init`
-    x_init: torch.Tensor | None = None,
-    # bool [K*ipc]: images kept as they are (SelMatch's partial update)
-    frozen: torch.Tensor | None = None,
-    # an `ddbook.mdc.Multisize`: adds the most learnable subset's loss (MDC)
-    multisize=None,
+    hooks: tuple = (),  # `Hook`s that change the run
     method: str = "dm",  # recorded in the set's meta
-    # extra settings to record (and to fingerprint checkpoints with)
-    config: dict | None = None,
+    **kw,  # any field of `DMSettings` or `RunOptions`
 ) -> tuple[SynSet, History]:
     """Distil `data` into `ipc` images per class by distribution matching; returns the
     set and the run's `History`."""
-    info, dev = data.info, data.x_train.device
-    strategy = (
-        default_strategy(info.name) if dsa_strategy == "default" else dsa_strategy
-    )
-    if strategy not in (None, "none"):
-        parse_strategy(strategy)  # an unknown operation fails here, not mid-run
-    mk = model_kwargs_for(model, model_kwargs or {})
-    x_syn, y_syn = (
-        init_synset(data, ipc, init, seed)
-        if x_init is None
-        else init_from(data, ipc, x_init)
-    )
-    pools, K = data.pools(), info.num_classes
-    y_real = torch.arange(K, device=dev).repeat_interleave(batch_real)
-    opt = torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5)
-    # position of every image within its class (on the host)
-    rank = torch.arange(len(x_syn)) % ipc
-    if frozen is not None and multisize is not None:
-        raise ValueError(
-            "give frozen or multisize, not both (MDC freezes images itself)"
-        )
-    frozen = None if frozen is None else frozen.to(dev)
-    config = dict(
-        method=method,
-        dataset=info.name,
-        ipc=ipc,
-        iterations=iterations,
-        lr_img=lr_img,
-        batch_real=batch_real,
-        model=model,
-        model_kwargs=mk,
-        init=init if x_init is None else init_label(x_init),
-        dsa_strategy=strategy,
-        seed=seed,
-        chunk=chunk,
-        frozen=None if frozen is None else int(frozen.sum()),
-        **(multisize.config if multisize else {}),
-        **(config or {})
-    )
-    params = {"images": x_syn, **({"multisize": multisize.state} if multisize else {})}
+    st, opts = split_settings({"ipc": ipc, **kw}, DMSettings, RunOptions)
+    info, dev, K = data.info, data.x_train.device, data.info.num_classes
+    st = replace(st, dsa_strategy=resolve_strategy(st.dsa_strategy, info.name),
+                 model_kwargs=model_kwargs_for(st.model, st.model_kwargs))
+    d = Distillation(data, st, opts, method, hooks, st.model, st.model_kwargs)
+    d.learn("images", d.images,
+            torch.optim.SGD([d.images], lr=st.lr_img, momentum=0.5))
+    pools = data.pools()
+    y_real = torch.arange(K, device=dev).repeat_interleave(st.batch_real)
+    rank = torch.arange(len(d.images)) % ipc  # position within its class (host)
 
     def step(it, g):
         with seeded(int(torch.randint(2**31, (1,), generator=g))):
-            net = get_model(model, info.channels, K, info.im_size, **mk).to(dev)
+            net = get_model(st.model, info.channels, K, info.im_size,
+                            **st.model_kwargs).to(dev)
         # a fixed random embedding: gradients go to the images only
         net.requires_grad_(False)
-        x_real = torch.cat([pools.sample(c, batch_real, g) for c in range(K)])
+        x_real = torch.cat([pools.sample(c, st.batch_real, g) for c in range(K)])
         aug_seed = draw_seed(g)
-        opt.zero_grad(set_to_none=True)
-        subsets = (
-            [
-                torch.nonzero(rank < k).flatten().to(dev)
-                for k in multisize.sizes(it, x_syn)
-            ]
-            if multisize
-            else None
-        )
-        loss = dm_backward(
-            net, x_real, y_real, x_syn, y_syn, K, strategy, aug_seed, chunk, subsets
-        )
-        step_frozen(opt, x_syn, multisize.frozen() if multisize else frozen)
+        d.zero_grad()
+        subsets = [torch.nonzero(rank < k).flatten().to(dev) for k in d.sizes]
+        loss = dm_backward(net, x_real, y_real, d.images, d.labels, K,
+                           st.dsa_strategy, aug_seed, st.chunk, subsets)
+        d.step(loss)
         return loss
 
-    zca = data.zca.state_dict() if data.zca is not None else None
-
-    def to_synset():
-        return SynSet(
-            x_syn.detach().clone(),
-            y_syn.clone(),
-            zca=zca,
-            meta=make_meta(
-                data,
-                method,
-                ipc,
-                model=model,
-                model_kwargs=mk,
-                config=config,
-                seed=seed,
-            ),
-        )
-
-    evaluate = (
-        (lambda s: protocol(s, data, seed, dev)) if protocol is not None else None
-    )
-    hist = distill_loop(
-        step,
-        params,
-        [opt],
-        iterations,
-        to_synset,
-        seed,
-        out_dir,
-        config,
-        checkpoint_every=checkpoint_every,
-        eval_every=eval_every,
-        evaluate=evaluate,
-        progress=progress,
-    )
-    return to_synset(), hist
+    return d.fit(step)

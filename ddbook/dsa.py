@@ -5,7 +5,6 @@
 # %% ../nbs/dsa.ipynb #27ff8562
 from __future__ import annotations
 
-from .augment import default_strategy, dsa, get_augment
 from .data import ImageData
 from .dc import distill_dc
 
@@ -15,23 +14,12 @@ __all__ = ['distill_dsa']
 # %% ../nbs/dsa.ipynb #0c0cb333
 def distill_dsa(
     data: ImageData,  # any dataset (its device is used)
-    ipc: int,  # images per class
-    # operations joined by "_"; None: `default_strategy(data.info.name)`
-    dsa_strategy: str | None = None,
-    init: str = "real",  # the paper initialises DSA from real images
-    **kw
-):  # everything else `distill_dc` takes (iterations, lr_img, out_dir, ...)
+    ipc: int = 10,  # images per class
+    hooks: tuple = (),  # `Hook`s that change the run
+    **kw,  # any field of `DCSettings` or `RunOptions`
+):
     """DC whose matching sees both batches through the same random differentiable
     augmentation; returns (SynSet, History)."""
-    strategy = dsa_strategy or default_strategy(data.info.name)
-    return distill_dc(
-        data,
-        ipc,
-        init=init,
-        method="dsa",
-        augment=lambda x, seed: dsa(x, strategy, seed),  # siamese: one draw per batch
-        # per image, for the inner training
-        train_aug=get_augment("dsa", strategy=strategy),
-        config={"dsa_strategy": strategy, **kw.pop("config", {})},
-        **kw
-    )
+    # the paper's DSA: real initialisation and the dataset's default strategy
+    kw = {"init": "real", "dsa_strategy": "default", **kw}
+    return distill_dc(data, ipc, hooks, "dsa", **kw)

@@ -5,15 +5,13 @@
 # %% ../nbs/mdc.ipynb #4d1f8a9d
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from .baselines import embed_all
 from .core import seeded
 from .data import ImageData
 from .dc import distill_dc
-from .distill import History
+from .distill import History, Hook
 from .dm import class_means, distill_dm
 from .models import get_model
 from .synset import SynSet
@@ -23,29 +21,36 @@ from .train import model_kwargs_for
 __all__ = ['BASES', 'Multisize', 'distill_mdc']
 
 # %% ../nbs/mdc.ipynb #04c91523
-class Multisize:
-    """MDC's schedule: which first-k subset (the MLS) gets its own loss, and which
-    images are frozen."""
+class Multisize(Hook):
+    """MDC's schedule, as a hook on DM or DC: which first-k subset (the MLS) gets its
+    own loss, and which images are frozen."""
 
     def __init__(
         self,
+        delta_t: int = 100,  # iterations between two choices of the MLS
+        base: str = "",  # the base method's name, for the record
+    ):
+        if delta_t < 1:
+            raise ValueError(f"delta_t must be at least 1, got {delta_t}")
+        self.delta_t, self.base = delta_t, base
+
+    def prepare(
+        self,
         data: ImageData,
         ipc: int,  # K, the set's images per class
-        delta_t: int = 100,  # iterations between two choices of the MLS
         model: str = "ConvNet",  # the probe network that measures the feature distances
         model_kwargs: dict | None = None,
         seed: int = 0,  # draws the probe
-        iterations: int = 0,
-    ):  # the run's length: room to record every check in the state
+        iterations: int = 0,  # the run's length: room to record every check
+    ) -> Multisize:
+        "Build the probe and the real class means for `data`; returns self."
         if ipc < 2:
             raise ValueError(
                 f"MDC needs ipc >= 2 (it chooses among the subsets 1..ipc-1), got "
                 f"ipc={ipc}"
             )
-        if delta_t < 1:
-            raise ValueError(f"delta_t must be at least 1, got {delta_t}")
         i, dev = data.info, data.x_train.device
-        self.ipc, self.K, self.delta_t, self.device = ipc, i.num_classes, delta_t, dev
+        self.ipc, self.K, self.device = ipc, i.num_classes, dev
         mk = model_kwargs_for(model, model_kwargs or {})
         with seeded(seed):
             self.net = (
@@ -59,10 +64,24 @@ class Multisize:
         )  # [K, D], all real images
         # rows: 0 last distances | 1 sizes that were an MLS | 2 [MLS, checked, frozen,
         # checks logged] | 3.. one (it, MLS, frozen) per check
-        self.state = torch.zeros(3 + -(-iterations // delta_t), max(ipc, 4))
-        self.config = dict(
-            mdc=dict(delta_t=delta_t, probe=model, probe_kwargs=mk, probe_seed=seed)
-        )
+        self.state = torch.zeros(3 + -(-iterations // self.delta_t), max(ipc, 4))
+        self.config = dict(mdc=dict(delta_t=self.delta_t, base=self.base, probe=model,
+                                    probe_kwargs=mk, probe_seed=seed))
+        return self
+
+    def setup(self, d):
+        s = d.settings
+        self.prepare(d.data, d.ipc, s.model, s.model_kwargs, d.options.seed,
+                     s.iterations)
+        d.claim_frozen("MDC")
+        d.learn("multisize", self.state)  # checkpointed with the images
+        d.config.update(self.config)
+
+    def before_step(self, d, it):
+        d.sizes, d.frozen = self.sizes(it, d.images), self.frozen()
+
+    def on_synset(self, d, s):
+        s.meta["mls"] = [list(e) for e in self.log]  # (iteration, MLS, frozen)
 
     @torch.no_grad()
     # the set [K*ipc, ...], grouped by class
@@ -123,35 +142,11 @@ def distill_mdc(
     ipc: int,  # K: the largest size
     base: str = "dm",  # "dm" or "dc": the base matching loss
     delta_t: int = 100,  # iterations between MLS choices (paper: 100)
-    seed: int = 0,
-    **kw,
-    # everything else the base method takes (iterations, lr_img, model, ...)
+    hooks: tuple = (),  # more `Hook`s, after MDC's
+    **kw,  # anything else the base method takes (iterations, lr_img, model, ...)
 ) -> tuple[SynSet, History]:
     """Condense `data` to `ipc` images per class whose first k per class are a good set
     for every k; returns (set, History)."""
     if base not in BASES:
         raise ValueError(f"unknown base {base!r}; choose one of: {', '.join(BASES)}")
-    iterations = kw.get(
-        "iterations", inspect.signature(BASES[base]).parameters["iterations"].default
-    )
-    ms = Multisize(
-        data,
-        ipc,
-        delta_t,
-        kw.get("model", "ConvNet"),
-        kw.get("model_kwargs"),
-        seed,
-        iterations,
-    )
-    s, hist = BASES[base](
-        data,
-        ipc,
-        seed=seed,
-        multisize=ms,
-        method="mdc",
-        config={"base": base, **kw.pop("config", {})},
-        **kw,
-    )
-    # (iteration, MLS, frozen) of every check of this run
-    s.meta["mls"] = [list(e) for e in ms.log]
-    return s, hist
+    return BASES[base](data, ipc, (Multisize(delta_t, base), *hooks), "mdc", **kw)

@@ -5,28 +5,23 @@
 # %% ../nbs/mtt.ipynb #111642c4
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import default_strategy, draw_seed, dsa
+from .augment import draw_seed, dsa, resolve_strategy
 from .core import seeded
 from .data import ImageData
-from .dd import inv_softplus, sgd_step, unroll
-from ddbook.distill import (
-    History,
-    distill_loop,
-    init_from,
-    init_label,
-    init_synset,
-    step_frozen,
-)
+from .dd import sgd_step, unroll
+from .distill import Distillation, History, RunOptions, split_settings
 from .experts import ExpertStore
 from .models import flatten_params, get_model, params_of, unflatten_params
-from .synset import SynSet, make_meta
+from .synset import SynSet
 
 # %% auto #0
-__all__ = ['GRAD_MODES', 'random_batches', 'trajectory_loss', 'student_unroll', 'distill_mtt']
+__all__ = ['GRAD_MODES', 'random_batches', 'trajectory_loss', 'student_unroll', 'MTTSettings', 'distill_mtt']
 
 # %% ../nbs/mtt.ipynb #fa5082a5
 def random_batches(
@@ -145,195 +140,107 @@ def student_unroll(
     )
 
 # %% ../nbs/mtt.ipynb #6ea9101b
-def distill_mtt(
-    data: ImageData,  # the real data the experts were trained on (its device is used)
-    ipc: int,  # images per class
-    store: ExpertStore,  # expert trajectories (`train_experts`)
-    iterations: int = 5000,
-    syn_steps: int = 20,  # N: student steps per iteration
-    expert_epochs: int = 2,  # M: expert epochs to match
-    max_start_epoch: int = 20,  # start epochs are drawn below this
-    min_start_epoch: int = 0,  # ... and at or above this
-    lr_img: float = 1000.0,  # SGD (momentum 0.5) on the images
-    lr_lr: float = 1e-5,  # SGD (momentum 0.5) on the learned lr, in the paper's units
-    lr_teacher: float | None = None,  # initial learned lr; None: the experts' lr
-    batch_syn: int | None = None,  # images per student step; None: the whole set
-    grad_mode: str = "reverse",  # "reverse" (exact, constant memory) or "unroll"
-    # augmentation in the student steps; None/"none": off
-    dsa_strategy: str | None = "default",
-    init: str = "real",  # "real" or "noise" (ignored when x_init is given)
-    num_experts: int | None = None,  # use only the first experts of the store
-    seed: int = 0,
-    out_dir=None,  # checkpoints (and the last good set on a failure) go here
-    upper_bound=None,  # DATM: it -> exclusive upper start epoch; None: max_start_epoch
-    # DATM: initial images [K*ipc, C, H, W], grouped by class
-    x_init: torch.Tensor | None = None,
-    # DATM: initial labels (soft-label logits [K*ipc, K] are learned with lr_y)
-    y_init: torch.Tensor | None = None,
-    lr_y: float = 0.0,  # DATM: SGD (momentum 0.9) on soft labels; 0: labels fixed
-    threshold: float | None = None,  # DATM: no update when the loss is above it
-    # SelMatch: bool [K*ipc], images kept as they are (still in every student step)
-    frozen: torch.Tensor | None = None,
-    method: str = "mtt",  # recorded in the set's meta
-    # extra settings to record (and to fingerprint checkpoints with)
-    config: dict | None = None,
-    **loop_kw,
-    # distill_loop options: eval_every, evaluate, progress, ...
-) -> tuple[SynSet, History]:
-    """Distil `data` by matching the student's weights after `syn_steps` steps to the
-    experts' after `expert_epochs` epochs."""
-    i, dev, K = data.info, data.x_train.device, data.info.num_classes
-    c = store.config
-    if (
-        c["dataset"] != i.name
-        or c["zca"] != (data.zca is not None)
-        or c["n_train"] != len(data.x_train)
+@dataclass
+class MTTSettings:
+    "MTT's settings, by the paper's names (the keys of an MTT config file)."
+
+    ipc: int = 10  # images per class
+    iterations: int = 5000
+    syn_steps: int = 20  # N: student steps per iteration
+    expert_epochs: int = 2  # M: expert epochs to match
+    max_start_epoch: int = 20  # start epochs are drawn below this
+    min_start_epoch: int = 0  # ... and at or above this
+    lr_img: float = 1000.0  # SGD (momentum 0.5) on the images
+    lr_lr: float = 1e-5  # SGD (momentum 0.5) on the learned lr, in the paper's units
+    lr_teacher: float | None = None  # initial learned lr; None: the experts' lr
+    batch_syn: int | None = None  # images per student step; None: the whole set
+    grad_mode: str = "reverse"  # "reverse" (exact, constant memory) or "unroll"
+    dsa_strategy: str | None = "default"  # in the student steps; None: off
+    init: str = "real"  # "real" or "noise"
+    num_experts: int | None = None  # use only the first experts of the store
+
+def _check_experts(st: MTTSettings, store: ExpertStore, data: ImageData) -> list:
+    "The ids of the experts `st` can use; a clear error for a mismatch."
+    c, i = store.config, data.info
+    if (c["dataset"], c["zca"], c["n_train"]) != (
+        i.name, data.zca is not None, len(data.x_train)
     ):
         raise ValueError(
             f"the experts in {store.folder} were trained on {c['dataset']} "
             f"(zca={c['zca']}, {c['n_train']} images), "
             f"not on {i.name} (zca={data.zca is not None}, {len(data.x_train)} images)"
         )
-    if not 0 <= min_start_epoch < max_start_epoch:
+    if not 0 <= st.min_start_epoch < st.max_start_epoch:
         raise ValueError(
-            f"need 0 <= min_start_epoch < max_start_epoch, got {min_start_epoch} and "
-            f"{max_start_epoch}"
+            f"need 0 <= min_start_epoch < max_start_epoch, got {st.min_start_epoch} "
+            f"and {st.max_start_epoch}"
         )
-    if grad_mode not in GRAD_MODES:
+    if st.grad_mode not in GRAD_MODES:
         raise ValueError(
-            f"unknown grad_mode {grad_mode!r}; choose one of: {', '.join(GRAD_MODES)}"
+            f"unknown grad_mode {st.grad_mode!r}; choose one of: "
+            f"{', '.join(GRAD_MODES)}"
         )
-    need = max_start_epoch + expert_epochs
-    ids = store.available(need)[:num_experts]
+    need = st.max_start_epoch + st.expert_epochs
+    ids = store.available(need)[: st.num_experts]
     if not ids:
         raise ValueError(
             f"no expert in {store.folder} has max_start_epoch + expert_epochs = {need} "
-            f"epochs; "
-            f"train them with train_experts(..., epochs={need})"
+            f"epochs; train them with train_experts(..., epochs={need})"
         )
+    return ids
+
+def distill_mtt(
+    data: ImageData,  # the real data the experts were trained on (its device is used)
+    ipc: int,  # images per class
+    store: ExpertStore,  # expert trajectories (`train_experts`)
+    hooks: tuple = (),  # `Hook`s that change the run (DATM, SelMatch)
+    method: str = "mtt",  # recorded in the set's meta
+    **kw,  # any field of `MTTSettings` or `RunOptions`
+) -> tuple[SynSet, History]:
+    """Distil `data` by matching the student's weights after `syn_steps` steps to the
+    experts' after `expert_epochs` epochs."""
+    st, opts = split_settings({"ipc": ipc, **kw}, MTTSettings, RunOptions)
+    i, dev, K, c = data.info, data.x_train.device, data.info.num_classes, store.config
+    ids = _check_experts(st, store, data)
+    need = st.max_start_epoch + st.expert_epochs
     # on the CPU; two rows go to the device per iteration
     trajs = [store.load(k, need) for k in ids]
     with seeded(0):
-        net = get_model(c["model"], i.channels, K, i.im_size, **c["model_kwargs"]).to(
-            dev
-        )
-    if x_init is None:
-        x_syn, y0 = init_synset(data, ipc, init, seed)
-    else:
-        x_syn, y0 = init_from(data, ipc, x_init)
-    y_syn = (y0 if y_init is None else y_init.detach().clone().to(dev)).requires_grad_(
-        bool(lr_y) and y_init is not None and y_init.is_floating_point()
-    )
-    lr0 = float(lr_teacher if lr_teacher is not None else c["lr_teacher"])
-    raw_lr = inv_softplus(torch.tensor(lr0, device=dev)).requires_grad_()
-    params = {"images": x_syn, "raw_lr": raw_lr}
-    opts = [
-        torch.optim.SGD([x_syn], lr=lr_img, momentum=0.5),
-        torch.optim.SGD(
-            [raw_lr],
-            lr=lr_lr / float(torch.sigmoid(raw_lr.detach())) ** 2,
-            momentum=0.5,
-        ),
-    ]
-    if y_syn.requires_grad:
-        params["labels"] = y_syn
-        opts.append(torch.optim.SGD([y_syn], lr=lr_y, momentum=0.9))
-    strategy = (
-        default_strategy(i.name)
-        if dsa_strategy == "default"
-        else (dsa_strategy or "none")
-    )
-    batch_syn = batch_syn or len(x_syn)
-    frozen = None if frozen is None else frozen.to(dev)
-    cfg = dict(
-        dataset=i.name,
-        ipc=ipc,
-        experts=c,
-        num_experts=len(ids),
-        iterations=iterations,
-        syn_steps=syn_steps,
-        expert_epochs=expert_epochs,
-        max_start_epoch=max_start_epoch,
-        min_start_epoch=min_start_epoch,
-        lr_img=lr_img,
-        lr_lr=lr_lr,
-        lr_teacher=lr0,
-        batch_syn=batch_syn,
-        grad_mode=grad_mode,
-        dsa_strategy=strategy,
-        init=init,
-        lr_y=lr_y,
-        threshold=threshold,
-        x_init=None if x_init is None else init_label(x_init),
-        frozen=None if frozen is None else int(frozen.sum()),
-        **(config or {}),
-    )
+        net = get_model(c["model"], i.channels, K, i.im_size, **c["model_kwargs"])
+    net = net.to(dev)
+    lr0 = float(st.lr_teacher if st.lr_teacher is not None else c["lr_teacher"])
+    st = replace(st, lr_teacher=lr0, num_experts=len(ids),
+                 dsa_strategy=resolve_strategy(st.dsa_strategy, i.name),
+                 batch_syn=st.batch_syn or K * ipc)
+    d = Distillation(data, st, opts, method, hooks, c["model"], c["model_kwargs"])
+    d.config["experts"] = c
+    d.learn("images", d.images,
+            torch.optim.SGD([d.images], lr=st.lr_img, momentum=0.5))
+    d.learn_lr(lr0, st.lr_lr)
+    d.start_epochs = (st.min_start_epoch, st.max_start_epoch)  # a hook may move it
+    s = st.dsa_strategy
 
     def step(it, g):
         k = int(torch.randint(len(trajs), (1,), generator=g))
-        hi = (
-            max_start_epoch
-            if upper_bound is None
-            else max(min_start_epoch + 1, min(max_start_epoch, upper_bound(it)))
-        )
-        t = int(torch.randint(min_start_epoch, hi, (1,), generator=g))
-        w_start, w_target = trajs[k][t].to(dev), trajs[k][t + expert_epochs].to(dev)
-        batches = random_batches(len(x_syn), batch_syn, syn_steps, g, dev)
+        t = int(torch.randint(*d.start_epochs, (1,), generator=g))
+        w_start = trajs[k][t].to(dev)
+        w_target = trajs[k][t + st.expert_epochs].to(dev)
+        batches = random_batches(len(d.images), st.batch_syn, st.syn_steps, g, dev)
         seeds = [draw_seed(g) for _ in batches]
-        augment = (
-            None
-            if strategy == "none"
-            else (lambda x, n: dsa(x, strategy, seeds[n], siamese=False))
-        )
-        w_end = student_unroll(
-            net, w_start, x_syn, y_syn, F.softplus(raw_lr), batches, augment, grad_mode
-        )
+        augment = (None if s is None else
+                   (lambda x, n: dsa(x, s, seeds[n], siamese=False)))
+        w_end = student_unroll(net, w_start, d.images, d.labels, d.lr, batches,
+                               augment, st.grad_mode)
         loss = trajectory_loss(w_end, w_start, w_target)
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        if threshold is None or float(loss.detach()) <= threshold:
-            step_frozen(opts[0], x_syn, frozen)
-            for o in opts[1:]:
-                o.step()
+        d.update(loss)
         return loss.detach()
 
     def check():
-        lr = float(F.softplus(raw_lr.detach()))
+        lr = float(d.lr.detach())
         if lr < 1e-3 * lr0:
             return (f"the learned learning rate collapsed to {lr:.2e} "
-                    f"(from {lr0:.2e}); "
-                    "likely cause: lr_lr is too high")
+                    f"(from {lr0:.2e}); likely cause: lr_lr is too high")
 
-    zca = data.zca.state_dict() if data.zca is not None else None
-    to_synset = lambda: SynSet(
-        x_syn.detach().clone(),
-        y_syn.detach().clone(),
-        lr=F.softplus(raw_lr).detach().clone(),
-        zca=zca,
-        meta=make_meta(
-            data,
-            method,
-            ipc,
-            model=c["model"],
-            model_kwargs=c["model_kwargs"],
-            config=cfg,
-            seed=seed,
-        ),
-    )
     hint = ("lr_img (or lr_lr) is too high: the images or the learned lr grew until "
             "the student's training diverged")
-    hist = distill_loop(
-        step,
-        params,
-        opts,
-        iterations,
-        to_synset,
-        seed,
-        out_dir,
-        {"method": method, **cfg},
-        hint=hint,
-        check=check,
-        **loop_kw,
-    )
-    return to_synset(), hist
+    return d.fit(step, hint, check)

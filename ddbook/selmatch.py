@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .augment import AUGMENTS, DSA_STRATEGY, DSAParams, get_augment
 from .baselines import embed_all, train_feature_net
 from .core import make_generator
 from .data import ImageData
-from .distill import History
+from .distill import History, Hook
 from .dm import distill_dm
 from .experts import ExpertStore
 from .mtt import distill_mtt
@@ -22,7 +23,8 @@ from .synset import SynSet, check_ipc, synset_from_indices
 
 # %% auto #0
 __all__ = ['SELMATCH_BASES', 'load_scores', 'hardest_first', 'window_indices', 'partial_mask', 'sliding_window', 'selmatch_init',
-           'distill_selmatch', 'nn_radius', 'coverage', 'hard_half', 'coverage_report']
+           'SelMatchInit', 'distill_selmatch', 'distilled_mask', 'combined_augment', 'nn_radius', 'coverage',
+           'hard_half', 'coverage_report']
 
 # %% ../nbs/selmatch.ipynb #ef900cbf
 def load_scores(
@@ -192,6 +194,25 @@ def selmatch_init(
     idx = window_indices(data, difficulty, ipc, beta).to(data.x_train.device)
     return data.x_train[idx].clone(), distilled
 
+class SelMatchInit(Hook):
+    """SelMatch's start on any base method: the difficulty window's real images, of
+    which only the easier `alpha` of every class are distilled; the rest stay frozen."""
+
+    def __init__(self, difficulty: torch.Tensor, alpha: float, beta: float):
+        self.difficulty, self.alpha, self.beta = difficulty, alpha, beta
+
+    def setup(self, d):
+        x0, self.distilled = selmatch_init(d.data, self.difficulty, d.ipc, self.alpha,
+                                           self.beta)
+        d.claim_frozen("SelMatch")
+        d.set_images(x0)
+        d.frozen = ~self.distilled.to(x0.device)
+        d.config.update(alpha=self.alpha, beta=self.beta,
+                        frozen=int((~self.distilled).sum()))
+
+    def on_synset(self, d, s):
+        s.meta["distilled"] = self.distilled.nonzero().flatten().tolist()
+
 SELMATCH_BASES = ("mtt", "dm")
 
 def distill_selmatch(
@@ -202,48 +223,66 @@ def distill_selmatch(
     beta: float,  # window start, in units of ipc
     base: str = "mtt",  # "mtt" (trajectory matching, the paper's) or "dm"
     store: ExpertStore | None = None,  # expert trajectories (base "mtt")
-    seed: int = 0,
-    **kw,
-) -> tuple[SynSet, History]:  # everything else the base method takes
+    hooks: tuple = (),  # more `Hook`s, after SelMatch's
+    **kw,  # anything else the base method takes (iterations, lr_img, seed, ...)
+) -> tuple[SynSet, History]:
     """SelMatch: start from the difficulty window, distil its easier `alpha` with
     `base`, keep the rest real."""
     if base not in SELMATCH_BASES:
         raise ValueError(
             f"unknown base {base!r}; choose one of: {', '.join(SELMATCH_BASES)}"
         )
-    x0, distilled = selmatch_init(data, difficulty, ipc, alpha, beta)
-    frozen = ~distilled.to(x0.device)
-    cfg = dict(alpha=alpha, beta=beta, base=base, **kw.pop("config", {}))
-    if base == "mtt":
-        if store is None:
+    hooks = (SelMatchInit(difficulty, alpha, beta), *hooks)
+    if base == "dm":
+        return distill_dm(data, ipc, hooks, "selmatch_dm", **kw)
+    if store is None:
+        raise ValueError(
+            "base 'mtt' needs expert trajectories: pass store=train_experts(data, ...)"
+        )
+    return distill_mtt(data, ipc, store, hooks, "selmatch", **kw)
+
+# %% ../nbs/selmatch.ipynb #5d238385
+def distilled_mask(s: SynSet) -> torch.Tensor:
+    """Bool `[len(s)]`: which images of `s` were distilled (`meta['distilled']`, their
+    row indices); the rest are real."""
+    if "distilled" not in s.meta:
+        raise ValueError(
+            "aug='combined' needs a set that records which of its images were "
+            "distilled (meta['distilled'], as distill_selmatch writes it); use "
+            "aug='dsa' for other sets"
+        )
+    m = torch.zeros(len(s), dtype=torch.bool)
+    m[torch.as_tensor(s.meta["distilled"], dtype=torch.long)] = True
+    return m
+
+@AUGMENTS.register("combined")
+def combined_augment(
+    synset: SynSet | None = None,  # the set trained on (its meta["distilled"])
+    distilled: torch.Tensor | None = None,  # or the bool mask itself [N]
+    strategy: str = DSA_STRATEGY,
+    params: DSAParams = DSAParams(),
+    pad: int = 4,
+    flip: bool = True,
+):
+    """SelMatch's evaluation: DSA on the distilled images, crop (+ flip) on the real
+    ones; needs the batch's `idx`."""
+    m_all = distilled if distilled is not None else distilled_mask(synset)
+    dsa_aug = get_augment("dsa", strategy=strategy, params=params)
+    plain = get_augment("crop_flip", pad=pad, flip=flip)
+
+    def aug(x, generator, idx=None):
+        if idx is None:
             raise ValueError(
-                "base 'mtt' needs expert trajectories: pass store=train_experts(data, "
-                "...)"
+                "the 'combined' augmentation needs the batch's row indices: call "
+                "aug(x, generator, idx)"
             )
-        s, hist = distill_mtt(
-            data,
-            ipc,
-            store,
-            x_init=x0,
-            frozen=frozen,
-            seed=seed,
-            method="selmatch",
-            config=cfg,
-            **kw,
-        )
-    else:
-        s, hist = distill_dm(
-            data,
-            ipc,
-            x_init=x0,
-            frozen=frozen,
-            seed=seed,
-            method="selmatch_dm",
-            config=cfg,
-            **kw,
-        )
-    s.meta["distilled"] = distilled.nonzero().flatten().tolist()
-    return s, hist
+        m = m_all.to(x.device)[idx.to(x.device)]
+        # both augmentations on the whole batch, then a select: no host sync, at the
+        # price of one extra cheap op per image
+        out = plain(x, generator)
+        return torch.where(m[:, None, None, None], dsa_aug(x, generator), out)
+
+    return aug
 
 # %% ../nbs/selmatch.ipynb #8f007aff
 @torch.no_grad()

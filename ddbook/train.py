@@ -25,7 +25,7 @@ from .synset import SynSet, random_synset
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'soft_cross_entropy', 'label_loss', 'lr_factor', 'train_model', 'accuracy', 'EvalResult',
-           'model_kwargs_for', 'EvalProtocol', 'distilled_mask', 'write_run']
+           'model_kwargs_for', 'EvalProtocol', 'write_run']
 
 # %% ../nbs/train.ipynb #e50588e6
 def soft_cross_entropy(
@@ -147,7 +147,7 @@ class EvalProtocol:
     weight_decay: float = 5e-4
     batch_size: int = 256
     schedule: str = "step"
-    # "none", "dsa", "crop_flip" or "combined" (a set with meta["distilled"])
+    # a name in AUGMENTS: "none", "dsa", "crop_flip", ... (a chapter may add its own)
     aug: str = "none"
     aug_kwargs: dict = field(default_factory=dict)
     runs: int = 3  # networks per model
@@ -170,11 +170,7 @@ class EvalProtocol:
         x, y = s.images.detach().to(dev), s.labels.detach().to(dev)
         x_test, y_test = _test_set(s, data, dev)
         lr = float(s.lr) if (s.lr is not None and self.use_synset_lr) else self.lr
-        aug = get_augment(
-            self.aug,
-            **self.aug_kwargs,
-            **({"distilled": distilled_mask(s)} if self.aug == "combined" else {})
-        )
+        aug = get_augment(self.aug, synset=s, **self.aug_kwargs)
         i = data.info
         res = EvalResult([], {})
         jobs = [(m, r) for m in self.models() for r in range(self.runs)]
@@ -205,19 +201,6 @@ class EvalProtocol:
             res.accs.append(a)
             res.per_model.setdefault(m, []).append(a)
         return res
-
-def distilled_mask(s: SynSet) -> torch.Tensor:
-    """Bool `[len(s)]`: which images of `s` were distilled (`meta['distilled']`, their
-    row indices); the rest are real."""
-    if "distilled" not in s.meta:
-        raise ValueError(
-            "aug='combined' needs a set that records which of its images were "
-            "distilled (meta['distilled'], "
-            "as distill_selmatch writes it); use aug='dsa' for other sets"
-        )
-    m = torch.zeros(len(s), dtype=torch.bool)
-    m[torch.as_tensor(s.meta["distilled"], dtype=torch.long)] = True
-    return m
 
 def _test_set(s: SynSet, data: ImageData, dev) -> tuple:
     """The test images in the space the set lives in (whitened with the set's ZCA when

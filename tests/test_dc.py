@@ -7,6 +7,7 @@ import ddbook.dc
 from ddbook.augment import default_strategy, dsa
 from ddbook.core import UnknownNameError, make_generator, seeded
 from ddbook.dc import DISTANCES, LOOPS, bn_layers, distill_dc, freeze_bn, get_loops, match_loss
+from ddbook.distill import Hook
 from ddbook.dsa import distill_dsa
 from ddbook.models import get_model
 from ddbook.synset import SynSet
@@ -74,21 +75,22 @@ def test_returns_a_synset_in_the_common_format(data, tmp_path):
     s.save(tmp_path); assert torch.equal(SynSet.load(tmp_path).images, s.images)
 
 
+class DiesAt(Hook):
+    "A hook that stops the run at the start of iteration `at`, as a killed process would."
+    def __init__(self, at): self.at = at
+    def before_step(self, d, it):
+        if it == self.at: raise KeyboardInterrupt("killed")
+
+
 def test_same_seed_same_set_and_exact_resume(data, tmp_path):
-    calls = {"n": 0}
-    def identity(x, seed): return x
-    def dies_at_third_iteration(x, seed):
-        calls["n"] += 1
-        if calls["n"] > 2 * K * 2: raise KeyboardInterrupt("killed")   # 2 iterations × K classes × 2 batches
-        return x
     kw = dict(SMALL, iterations=4, init="real", outer_loop=2, inner_loop=1, lr_img=1.0)
-    full, _ = distill_dc(data, 1, augment=identity, **kw)
-    again, _ = distill_dc(data, 1, augment=identity, **kw)
+    full, _ = distill_dc(data, 1, **kw)
+    again, _ = distill_dc(data, 1, **kw)
     assert torch.equal(full.images, again.images)
     with pytest.raises(KeyboardInterrupt):
-        distill_dc(data, 1, augment=dies_at_third_iteration, out_dir=tmp_path, checkpoint_every=0, **kw)
-    resumed, h = distill_dc(data, 1, augment=identity, out_dir=tmp_path, **kw)
-    assert torch.equal(resumed.images, full.images) and len(h.losses) == 4
+        distill_dc(data, 1, (DiesAt(2),), out_dir=tmp_path, checkpoint_every=0, **kw)
+    resumed, h = distill_dc(data, 1, out_dir=tmp_path, **kw)
+    assert torch.equal(resumed.images, full.images) and len(h.losses) == 4 and h.resumed_at == 2
 
 
 def test_nan_stops_with_the_iteration_and_cause_and_keeps_the_last_good_set(data, tmp_path):
@@ -131,16 +133,25 @@ def test_match_loss_is_per_class_and_differentiable(data):
     assert xs.grad is not None and xs.grad.abs().sum() > 0
 
 
-def test_dsa_uses_one_seed_for_both_batches(data):
+def test_dsa_uses_one_seed_for_both_batches(data, monkeypatch):
     seen = []
-    def spy(x, seed):
-        seen.append((seed, len(x))); return dsa(x, default_strategy("quadrants"), seed)
-    distill_dc(data, 2, iterations=2, augment=spy, **SMALL)
+    def spy(x, strategy, seed):
+        seen.append((seed, len(x))); return dsa(x, strategy, seed)
+    monkeypatch.setattr(ddbook.dc, "dsa", spy)
+    distill_dc(data, 2, iterations=2, dsa_strategy="default", **SMALL)
     assert len(seen) == 2 * K * 2
     real, syn = seen[0::2], seen[1::2]
     assert [s for s, _ in real] == [s for s, _ in syn]                     # siamese: the same seed
     assert {n for _, n in real} == {SMALL["batch_real"]} and {n for _, n in syn} == {2}
     assert len({s for s, _ in real}) > 1                                    # a new draw per class and step
+
+
+def test_one_meaning_per_name_and_a_clear_error_for_a_misspelt_setting(data):
+    plain, _ = distill_dc(data, 1, iterations=1, **SMALL)
+    off, _ = distill_dc(data, 1, iterations=1, dsa_strategy=None, **SMALL)
+    assert plain.meta["config"]["dsa_strategy"] is None and torch.equal(plain.images, off.images)
+    with pytest.raises(TypeError, match="unknown setting 'lr_image'; valid: DCSettings: ipc, iterations, lr_img"):
+        distill_dc(data, 1, lr_image=0.1, **SMALL)
 
 
 def test_distill_dsa(data):

@@ -10,7 +10,7 @@ from ddbook.dc import distill_dc
 from ddbook.dm import distill_dm
 from ddbook.experts import train_experts
 from ddbook.mdc import Multisize, distill_mdc
-from ddbook.selmatch import distill_selmatch, selmatch_init
+from ddbook.selmatch import SelMatchInit, distill_selmatch, selmatch_init
 from ddbook.synset import random_synset
 from ddbook.train import train_model
 from ddbook.models import get_model
@@ -46,19 +46,25 @@ def test_selmatch_with_alpha_zero_is_the_window(quadrants):
     assert torch.equal(s.images, x0) and s.meta["distilled"] == []
 
 
+class FixedMLS(Multisize):
+    "MDC's hook with its choice fixed: MLS 2 throughout, the first image of every class frozen."
+    def sizes(self, it, x):
+        self.state[2, 2] = 1
+        return (2,)
+
+
 def test_mdc_dc_keeps_frozen_images(quadrants):
-    ms = Multisize(quadrants, 3, model_kwargs=NET)
-    ms.sizes, ms.state[2, 2] = (lambda it, x: (2,)), 1            # MLS 2 throughout, first image of every class frozen
-    s, _ = distill_dc(quadrants, 3, model_kwargs=NET, iterations=2, lr_img=1.0, batch_real=4, outer_loop=2, inner_loop=1,
-                      init="real", multisize=ms, progress=False)
+    ms = FixedMLS()
+    s, _ = distill_dc(quadrants, 3, (ms,), model_kwargs=NET, iterations=2, lr_img=1.0, batch_real=4, outer_loop=2,
+                      inner_loop=1, init="real", progress=False)
     x0, f = random_synset(quadrants, 3).images, ms.frozen()      # the real initialisation, seed 0
     assert torch.equal(s.images[f], x0[f]) and not torch.equal(s.images[~f], x0[~f])
 
 
-def test_dm_refuses_frozen_with_multisize(quadrants):
-    ms = Multisize(quadrants, 3, model_kwargs=NET)
-    with pytest.raises(ValueError, match="frozen or multisize, not both"):
-        distill_dm(quadrants, 3, iterations=1, model_kwargs=NET, frozen=torch.zeros(9, dtype=torch.bool), multisize=ms)
+def test_two_hooks_that_freeze_images_are_refused(quadrants):
+    sel = SelMatchInit(difficulty(quadrants), 0.5, 0.0)
+    with pytest.raises(ValueError, match="SelMatch and MDC both freeze images"):
+        distill_dm(quadrants, 3, (Multisize(2), sel), iterations=1, model_kwargs=NET, progress=False)
 
 
 def test_mdc_resume_continues_the_schedule(quadrants, tmp_path):
@@ -69,7 +75,7 @@ def test_mdc_resume_continues_the_schedule(quadrants, tmp_path):
         stop["n"] += 1
         if stop["n"] == 1: raise KeyboardInterrupt("killed")
     with pytest.raises(KeyboardInterrupt):
-        distill_mdc(quadrants, 4, "dm", delta_t=2, out_dir=tmp_path, checkpoint_every=0, eval_every=4, protocol=protocol, **kw)
+        distill_mdc(quadrants, 4, "dm", delta_t=2, out_dir=tmp_path, checkpoint_every=0, eval_every=4, evaluate=protocol, **kw)
     resumed, _ = distill_mdc(quadrants, 4, "dm", delta_t=2, out_dir=tmp_path, checkpoint_every=0, **kw)
     assert torch.equal(resumed.images, full.images)
 
