@@ -20,6 +20,8 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.ddbook-setup-done
 MATHJAX  := _assets/mathjax/tex-chtml.js
 CHROMIUM := /usr/bin/chromium
+# Debian's package dataset-fashion-mnist: the full Fashion-MNIST (60 000 + 10 000) as idx files, read by get_dataset
+FMNIST   := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
@@ -43,7 +45,7 @@ test: setup
 check-book: setup
 	DDBOOK_BOOK_TEST=1 python -m pytest tests/test_book.py -ra
 
-setup: $(STAMP) $(MATHJAX) $(CHROMIUM)
+setup: $(STAMP) $(MATHJAX) $(CHROMIUM) $(FMNIST)
 
 # The virtual environment: brought up to date when the pinned requirements or the package metadata change.
 $(STAMP): requirements-dev.txt setup.py settings.ini
@@ -63,6 +65,12 @@ $(CHROMIUM):
 	$(APT) update -qq
 	$(APT) install -y -qq --no-install-recommends chromium > /dev/null
 	$(CHROMIUM) --version
+
+# The full Fashion-MNIST, the one real full-size dataset that needs no download (get_dataset("FashionMNIST")).
+$(FMNIST):
+	$(APT) update -qq
+	$(APT) install -y -qq --no-install-recommends dataset-fashion-mnist > /dev/null
+	test -f $@
 
 # Removes build outputs only; chapter results in nbs/runs/ (possibly hours of compute) are kept.
 clean:

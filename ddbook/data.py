@@ -896,8 +896,23 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
         )
     return np.frombuffer(raw, np.uint8, offset=offset).reshape(dims).copy()
 
+# name -> (folder, Debian package) of a system-wide copy, read when the root lacks one
+_SYSTEM_COPIES = {
+    "FashionMNIST": (Path("/usr/share/datasets/fashion-mnist"), "dataset-fashion-mnist"),
+}
+
+def _system_idx_files(name: str) -> list | None:
+    "The idx files of `name` in its system-wide folder (plain or .gz), or None."
+    folder = _SYSTEM_COPIES.get(name, (None,))[0]
+    if folder is None:
+        return None
+    paths = [folder / (f + ".gz") if (folder / (f + ".gz")).is_file() else folder / f
+             for f in _IDX_FILES]
+    return paths if all(p.is_file() for p in paths) else None
+
 def _idx_loader(name, class_names):
-    "A loader for an MNIST-like dataset in `<name>/raw/`."
+    """A loader for an MNIST-like dataset in `<name>/raw/` (or in its system-wide
+    folder, when the root has none)."""
 
     def load(root: Path, download: bool = False) -> RawSplits:
         base, md5s = _URLS[name]
@@ -905,15 +920,19 @@ def _idx_loader(name, class_names):
             _download(base + f + ".gz", r / name / "raw" / (f + ".gz"), md5s[f + ".gz"])
             for f in _IDX_FILES
         ]
-        paths = _ensure(
-            name,
-            root,
-            [f"{name}/raw/{f}" for f in _IDX_FILES],
-            download,
-            fetch,
-            base,
-            gz_ok=True,
-        )
+        try:
+            paths = _ensure(name, root, [f"{name}/raw/{f}" for f in _IDX_FILES],
+                            download, fetch, base, gz_ok=True)
+        except FileNotFoundError as e:
+            paths = _system_idx_files(name)
+            if paths is None and name in _SYSTEM_COPIES:
+                folder, package = _SYSTEM_COPIES[name]
+                raise FileNotFoundError(
+                    f"{e}\nOr install Debian's package {package} (apt install "
+                    f"{package}), which puts them in {folder}/."
+                ) from None
+            if paths is None:
+                raise
         x_tr, y_tr, x_te, y_te = (
             torch.from_numpy(_read_idx(p, m))
             for p, m in zip(paths, (2051, 2049, 2051, 2049))

