@@ -898,7 +898,9 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
 
 # name -> (folder, Debian package) of a system-wide copy, read when the root lacks one
 _SYSTEM_COPIES = {
-    "FashionMNIST": (Path("/usr/share/datasets/fashion-mnist"), "dataset-fashion-mnist"),
+    "FashionMNIST": (
+        Path("/usr/share/datasets/fashion-mnist"), "dataset-fashion-mnist"
+    ),
 }
 
 def _system_idx_files(name: str) -> list | None:
