@@ -75,31 +75,48 @@ def split_per_class(
 
 # %% ../nbs/data.ipynb #296c83a9
 class ZCA:
-    "ZCA whitening fitted on a training set: `x -> (x - mean) @ W`, with its inverse."
+    """ZCA whitening fitted on a training set: `x -> (x - mean) @ W`, with its inverse;
+    on raw pixels when told the inputs' normalisation."""
 
     def __init__(
         self,
         mean: torch.Tensor,  # [D] mean of the flattened training images
         transform: torch.Tensor,  # [D, D] W = U diag((S + eps)^-1/2) U^T
         inverse_transform: torch.Tensor,  # [D, D] U diag((S + eps)^1/2) U^T
-        eps: float = 0.1,
-    ):  # the regulariser W was built with
+        eps: float = 0.1,  # the regulariser W was built with
+        # per-channel mean and std the input images are normalised with; None: raw
+        pixel_mean=None,
+        pixel_std=None,
+    ):
         self.mean, self.transform, self.inverse_transform, self.eps = (
             mean,
             transform,
             inverse_transform,
             float(eps),
         )
+        as_t = lambda v: None if v is None else torch.as_tensor(v, dtype=torch.float32)
+        self.pixel_mean, self.pixel_std = as_t(pixel_mean), as_t(pixel_std)
+
+    def _pixels(self, x, inverse=False):
+        "Normalised images to raw pixels (or back, with `inverse`)."
+        if self.pixel_mean is None:
+            return x
+        m, s = (v.to(x).view(1, -1, *[1] * (x.dim() - 2))
+                for v in (self.pixel_mean, self.pixel_std))
+        return (x - m) / s if inverse else x * s + m
 
     @classmethod
     def fit(
         cls,
-        x: torch.Tensor,  # training images [N, C, H, W], already normalised
+        x: torch.Tensor,  # training images [N, C, H, W]
         eps: float = 0.1,  # added to every eigenvalue (kornia's `ZCAWhitening` default)
         chunk: int = 4096,  # rows per step when accumulating the covariance
+        pixel_mean=None,  # the per-channel normalisation of `x`: whiten raw pixels
+        pixel_std=None,
     ) -> ZCA:
         "Fit on `x`: float64 mean and unbiased covariance, then its eigendecomposition."
-        flat = x.detach().flatten(1)
+        z = cls(None, None, None, eps, pixel_mean, pixel_std)
+        flat = z._pixels(x.detach()).flatten(1)
         n, d = flat.shape
         mean = flat.sum(0, dtype=torch.float64) / n
         cov = torch.zeros(d, d, dtype=torch.float64, device=flat.device)
@@ -113,6 +130,8 @@ class ZCA:
             ((U * S.rsqrt()) @ U.T).float(),
             ((U * S.sqrt()) @ U.T).float(),
             eps,
+            pixel_mean,
+            pixel_std,
         )
 
     def _map(self, x, f, chunk=8192):
@@ -126,13 +145,15 @@ class ZCA:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # images [N, C, H, W]
         "Whiten `x` (differentiable)."
-        return self._map(x, lambda r: (r - self.mean.to(r)) @ self.transform.to(r))
+        return self._map(self._pixels(x),
+                         lambda r: (r - self.mean.to(r)) @ self.transform.to(r))
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:  # whitened images [N, C, H, W]
-        "Undo the whitening: back to normalised pixels."
-        return self._map(
+        "Undo the whitening: back to the input's space (normalised pixels)."
+        raw = self._map(
             x, lambda r: r @ self.inverse_transform.to(r) + self.mean.to(r)
         )
+        return self._pixels(raw, inverse=True)
 
     def to(self, device) -> ZCA:  # a device or its name
         "A copy whose matrices live on `device`."
@@ -142,17 +163,22 @@ class ZCA:
             self.transform.to(d),
             self.inverse_transform.to(d),
             self.eps,
+            self.pixel_mean,
+            self.pixel_std,
         )
 
     def state_dict(self) -> dict:
         """Plain tensors (loadable with `torch.load(weights_only=True)`), for the
         synthetic-set file."""
-        return {
+        d = {
             "mean": self.mean,
             "transform": self.transform,
             "inverse_transform": self.inverse_transform,
             "eps": torch.tensor(self.eps, dtype=torch.float64),
         }
+        if self.pixel_mean is not None:
+            d.update(pixel_mean=self.pixel_mean, pixel_std=self.pixel_std)
+        return d
 
     @classmethod
     def from_state_dict(cls, d: dict) -> ZCA:  # what `state_dict` returned
@@ -172,10 +198,12 @@ class ZCA:
                 f"ZCA state dict: mean has {n} values but the matrices are "
                 f"{tuple(d['transform'].shape)}"
             )
-        return cls(d["mean"], d["transform"], d["inverse_transform"], float(d["eps"]))
+        return cls(d["mean"], d["transform"], d["inverse_transform"], float(d["eps"]),
+                   d.get("pixel_mean"), d.get("pixel_std"))
 
     def __repr__(self):
-        return f"ZCA(dim={len(self.mean)}, eps={self.eps})"
+        on = ", on raw pixels" if self.pixel_mean is not None else ""
+        return f"ZCA(dim={len(self.mean)}, eps={self.eps}{on})"
 
 # %% ../nbs/data.ipynb #18806170
 class ClassPools:
@@ -275,10 +303,11 @@ class ImageData:
 
     def whiten(self, eps: float = 0.1) -> ImageData:  # the ZCA regulariser
         """A new `ImageData` whose splits are ZCA-whitened with a `ZCA` fitted on the
-        train split."""
+        raw pixels of the train split (the official MTT/DATM transform)."""
         if self.zca is not None:
             raise ValueError(f"{self.info.name} is already ZCA-whitened")
-        zca = ZCA.fit(self.x_train, eps)
+        zca = ZCA.fit(self.x_train, eps, pixel_mean=self.info.mean,
+                      pixel_std=self.info.std)
         return replace(
             self, x_train=zca(self.x_train), x_test=zca(self.x_test), zca=zca
         )

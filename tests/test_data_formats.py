@@ -455,6 +455,17 @@ def test_get_dataset_zca():
     with pytest.raises(ValueError, match="already ZCA-whitened"): white.whiten()
 
 
+def test_zca_whitens_raw_pixels_as_the_official_code():
+    "MTT/DATM/SelMatch fit kornia's ZCAWhitening(eps=0.1) on unnormalised [0, 1] pixels (mtt-distillation utils.py)."
+    plain, white = get_dataset("digits"), get_dataset("digits", zca=True)
+    raw_train, raw_test = denormalize(plain.x_train, plain.info), denormalize(plain.x_test, plain.info)
+    official = ZCA.fit(raw_train, eps=0.1)                                   # no normalisation, as with --zca
+    assert torch.allclose(white.x_train, official(raw_train), atol=1e-4)
+    assert torch.allclose(white.x_test, official(raw_test), atol=1e-4)
+    on_normalised = ZCA.fit(plain.x_train, eps=0.1)(plain.x_train)           # the transform ddbook used before
+    assert (on_normalised - white.x_train).abs().max() > 0.1
+
+
 # ----------------------------------------------------------------------------- ClassPools
 def test_class_pools():
     data = get_dataset("digits")
