@@ -18,7 +18,8 @@ from .mtt import distill_mtt
 from .synset import SynSet, check_ipc
 
 # %% auto #0
-__all__ = ['sequential_upper_bound', 'expert_logits', 'correct_init', 'soft_label_init', 'DATMSettings', 'DATM', 'distill_datm']
+__all__ = ['PIX_INITS', 'sequential_upper_bound', 'expert_logits', 'correct_init', 'soft_label_init', 'DATMSettings', 'DATM',
+           'distill_datm']
 
 # %% ../nbs/datm.ipynb #ee2bb7cf
 def sequential_upper_bound(
@@ -70,32 +71,36 @@ def expert_logits(
     return torch.stack(out)
 
 def correct_init(
-    # the expert epoch that judges
     data: ImageData,
     store: ExpertStore,
     ipc: int,
-    epoch: int,
+    epoch: int,  # the expert epoch that judges
     seed: int = 0,
 ) -> torch.Tensor:
     """`ipc` real training images per class, in a seeded random order, that expert 0 at
-    `epoch` classifies correctly."""
+    `epoch` classifies correctly; where it gets too few right, the next experts'."""
     check_ipc(data, ipc)
+    ks = store.available(epoch)
+    if not ks: raise ValueError(f"no expert in {store.folder} has {epoch} epochs")
     g, y = make_generator(seed), data.y_train.cpu()
-    pred = (
-        expert_logits(
-            store, data, data.x_train, epoch, experts=store.available(epoch)[:1]
-        )[0]
-        .argmax(1)
-        .cpu()
-    )
-    idx = []
+    pred = lambda k: expert_logits(
+        store, data, data.x_train, epoch, experts=[k]
+    )[0].argmax(1).cpu()
+    preds, idx = [pred(ks[0])], []
     for c in range(data.info.num_classes):
         pos = torch.nonzero(y == c).flatten()
         pos = pos[torch.randperm(len(pos), generator=g)]
-        ok = pos[pred[pos] == c]
-        # too few correct ones: fill with the others, in the same seeded order
+        ok = pos[preds[0][pos] == c]
+        # too few: the official code moves on to the next expert; after the last one,
+        # the rest in the same seeded order
+        for j in range(1, len(ks)):
+            if len(ok) >= ipc:
+                break
+            if len(preds) <= j:
+                preds.append(pred(ks[j]))
+            ok = torch.cat([ok, pos[(preds[j][pos] == c) & ~torch.isin(pos, ok)]])
         if len(ok) < ipc:
-            ok = torch.cat([ok, pos[pred[pos] != c]])
+            ok = torch.cat([ok, pos[~torch.isin(pos, ok)]])
         idx.append(ok[:ipc])
     return data.x_train[torch.cat(idx).to(data.x_train.device)].clone()
 
@@ -110,6 +115,8 @@ def soft_label_init(
     return (logits * ok[..., None]).sum(0) / ok.sum(0)[:, None]
 
 # %% ../nbs/datm.ipynb #2d7bcb32
+PIX_INITS = ("samples_predicted_correctly", "real")
+
 @dataclass
 class DATMSettings:
     "What DATM adds to MTT's settings, by the paper's names."
@@ -119,7 +126,9 @@ class DATMSettings:
     expansion_end_epoch: int = 1000  # iteration by which the window is fully open
     soft_labels: bool = True  # learn soft labels initialised from the experts' logits
     lr_y: float = 2.0  # SGD (momentum 0.9) on the soft labels
-    correct_only: bool = True  # start from images the experts classify correctly
+    # "samples_predicted_correctly": real images the experts get right, labelled by all
+    # of them; "real": random real images labelled by one expert (the official names)
+    pix_init: str = "samples_predicted_correctly"
     threshold: float | None = 1.0  # skip updates with a loss above this; None: never
     # the expert epoch whose logits label (and judge) the images; None: the last matched
     label_epoch: int | None = None
@@ -129,14 +138,19 @@ class DATM(Hook):
 
     def __init__(self, store: ExpertStore, settings: DATMSettings | None = None):
         self.store, self.settings = store, settings or DATMSettings()
+        if self.settings.pix_init not in PIX_INITS:
+            raise ValueError(f"unknown pix_init {self.settings.pix_init!r}; choose "
+                             f"one of: {', '.join(PIX_INITS)}")
 
     def setup(self, d):
         st, m = self.settings, d.settings
         last = st.label_epoch or m.max_start_epoch + m.expert_epochs
-        if st.correct_only:
+        correct = st.pix_init == "samples_predicted_correctly"
+        if correct:
             d.set_images(correct_init(d.data, self.store, d.ipc, last, d.options.seed))
-        if st.soft_labels:
-            logits = expert_logits(self.store, d.data, d.images.detach(), last)
+        if st.soft_labels:  # every expert at `last`, or one for random real images
+            one = None if correct else self.store.available(last)[:1]
+            logits = expert_logits(self.store, d.data, d.images.detach(), last, one)
             d.labels = soft_label_init(logits, d.labels).requires_grad_(bool(st.lr_y))
             if st.lr_y:
                 d.learn("labels", d.labels,

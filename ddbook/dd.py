@@ -20,7 +20,8 @@ from .synset import SynSet
 from .train import EvalResult, accuracy, label_loss, model_kwargs_for
 
 # %% auto #0
-__all__ = ['sgd_step', 'unroll', 'step_batches', 'dd_loss', 'DDSettings', 'LearnedSchedule', 'distill_dd', 'replay_dd']
+__all__ = ['NET_INITS', 'sgd_step', 'unroll', 'step_batches', 'dd_loss', 'init_net', 'DDSettings', 'LearnedSchedule',
+           'distill_dd', 'replay_dd']
 
 # %% ../nbs/dd.ipynb #1248d4dc
 def sgd_step(
@@ -107,6 +108,24 @@ def dd_loss(
         fmodel(net, unroll(net, params, x_syn, y_syn, lrs, batches), x_real), y_real
     )
 
+# %% ../nbs/dd.ipynb #f382ef99
+NET_INITS = ("xavier", "default")
+
+@torch.no_grad()
+def init_net(net: nn.Module, kind: str = "xavier") -> nn.Module:
+    """`net` with DD's official initialisation ("xavier": Xavier-normal weights, zero
+    biases) or PyTorch's ("default"), in place; draws from torch's global generator."""
+    if kind not in NET_INITS:
+        raise ValueError(f"unknown net_init {kind!r}; choose one of: "
+                         f"{', '.join(NET_INITS)}")
+    if kind == "xavier":
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return net
+
 # %% ../nbs/dd.ipynb #14e1a89d
 @dataclass
 class DDSettings:
@@ -125,6 +144,7 @@ class DDSettings:
     decay_every: int = 0  # halve lr_img and lr_lr every this many iterations (0: never)
     model: str = "ConvNet"
     model_kwargs: dict = field(default_factory=dict)  # e.g. {"width": 128}
+    net_init: str = "xavier"  # the unrolled nets' init: "xavier" (official), "default"
 
 class LearnedSchedule(Hook):
     "Writes DD's learned step lrs (and the fixed init's seed) into every set's meta."
@@ -148,8 +168,8 @@ def distill_dd(
     st = replace(st, model_kwargs=model_kwargs_for(st.model, st.model_kwargs),
                  lr_lr=st.lr_img if st.lr_lr is None else st.lr_lr)
     i, dev, K = data.info, data.x_train.device, data.info.num_classes
-    make_net = lambda: get_model(st.model, i.channels, K, i.im_size,
-                                 **st.model_kwargs).to(dev)
+    make_net = lambda: init_net(get_model(st.model, i.channels, K, i.im_size,
+                                          **st.model_kwargs), st.net_init).to(dev)
     with seeded(opts.seed):
         net = make_net()  # the architecture; with fixed_init also θ0
     theta0 = params_of(net)
@@ -211,7 +231,9 @@ def replay_dd(
         with seeded(m["init_seed"] if fixed else seed + r):
             net = get_model(
                 m["model"], i.channels, i.num_classes, i.im_size, **m["model_kwargs"]
-            ).to(dev)
+            )
+            # the init the schedule was learned for (sets from before: PyTorch's)
+            net = init_net(net, m["config"].get("net_init", "default")).to(dev)
         trained = unroll(net, params_of(net), x, y, lrs, batches, create_graph=False)
         with torch.no_grad():
             for n, p in net.named_parameters():

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 from torch.nn.utils import vector_to_parameters
 
 from .augment import default_strategy, get_augment, parse_strategy
@@ -19,10 +20,10 @@ from ddbook.core import (
 from .data import ImageData
 from .distill import config_fingerprint
 from .models import flatten_params, get_model, num_params, params_of
-from .train import accuracy, model_kwargs_for, train_model
+from .train import accuracy, label_loss, model_kwargs_for, train_model
 
 # %% auto #0
-__all__ = ['expert_config', 'ExpertStore', 'train_expert', 'train_experts']
+__all__ = ['expert_config', 'ExpertStore', 'gsam_epoch', 'train_expert', 'train_experts']
 
 # %% ../nbs/experts.ipynb #ec03cf66
 def expert_config(
@@ -34,6 +35,7 @@ def expert_config(
     # "default": default_strategy(dataset); None/"none": no augmentation
     dsa_strategy: str | None = "default",
     seed: int = 0,  # expert k is seeded `seed + k`
+    gsam: tuple | None = None,  # (rho, alpha): train with GSAM (FTD); None: plain SGD
 ) -> dict:
     """Everything that determines an expert trajectory except its length (a JSON-able
     dict)."""
@@ -56,6 +58,8 @@ def expert_config(
         batch_train=int(batch_train),
         dsa_strategy=strategy,
         seed=int(seed),
+        # only when set, so that the stores of plain-SGD experts keep their folder
+        **({"gsam": [float(gsam[0]), float(gsam[1])]} if gsam else {}),
     )
 
 # %% ../nbs/experts.ipynb #3ac60567
@@ -147,6 +151,43 @@ class ExpertStore:
         return (f"ExpertStore({len(self)} experts, epochs {E}, {c['model']} on "
                 f"{c['dataset']}, {self.folder})")
 
+# %% ../nbs/experts.ipynb #6a994de5
+def gsam_epoch(
+    net: nn.Module,  # trained in place
+    x: torch.Tensor,  # training images [N, C, H, W]
+    y: torch.Tensor,  # their labels
+    lr: float,  # SGD step size (no momentum, no weight decay)
+    rho: float,  # radius of the ascent step (DATM's experts: 2.0)
+    alpha: float,  # weight of the orthogonal correction (DATM's experts: 0.4)
+    batch_size: int = 256,
+    aug=None,  # `aug(x, generator, idx)`, applied once per batch, or None
+    generator: torch.Generator | None = None,  # a CPU generator: order and aug
+):
+    "One epoch of GSAM over `(x, y)` in a random order."
+    g = generator if generator is not None else make_generator(0)
+    params = list(net.parameters())
+    norm = lambda gs: torch.sqrt(sum((t * t).sum() for t in gs))
+    net.train()
+    perm = torch.randperm(len(x), generator=g).to(x.device)
+    for i in range(0, len(x), batch_size):
+        idx = perm[i : i + batch_size]
+        xb = x[idx] if aug is None else aug(x[idx], g, idx)
+        grad = lambda: torch.autograd.grad(label_loss(net(xb), y[idx]), params)
+        g0 = grad()
+        n0 = norm(g0)
+        e = [rho * t / (n0 + 1e-12) for t in g0]
+        with torch.no_grad():
+            for p, d in zip(params, e):
+                p.add_(d)  # to the worst nearby point
+        gp = grad()
+        with torch.no_grad():
+            np_ = norm(gp)
+            cos = sum((a * b).sum() for a, b in zip(g0, gp)) / (n0 * np_ + 1e-12)
+            for p, d, a, b in zip(params, e, g0, gp):
+                p.sub_(d)  # back, then the corrected step
+                vertical = a - cos * n0 * b / (np_ + 1e-12)
+                p.sub_(lr * (b - alpha * vertical))
+
 # %% ../nbs/experts.ipynb #9da28e31
 def train_expert(
     store: ExpertStore,
@@ -196,19 +237,13 @@ def train_expert(
         disable=not progress,
         leave=False,
     ):
-        train_model(
-            net,
-            data.x_train,
-            data.y_train,
-            1,
-            c["lr_teacher"],
-            momentum=0.0,
-            weight_decay=0.0,
-            batch_size=c["batch_train"],
-            schedule="none",
-            aug=aug,
-            generator=g,
-        )
+        if c.get("gsam"):
+            gsam_epoch(net, data.x_train, data.y_train, c["lr_teacher"], *c["gsam"],
+                       batch_size=c["batch_train"], aug=aug, generator=g)
+        else:
+            train_model(net, data.x_train, data.y_train, 1, c["lr_teacher"],
+                        momentum=0.0, weight_decay=0.0, batch_size=c["batch_train"],
+                        schedule="none", aug=aug, generator=g)
         traj.append(flatten_params(params_of(net)))
         accs.append(accuracy(net, data.x_test, data.y_test))
         if time.monotonic() - t_last >= save_every or ep + 1 == epochs:
@@ -228,6 +263,7 @@ def train_experts(
     dsa_strategy: str | None = "default",
     seed: int = 0,
     progress: bool = True,
+    gsam: tuple | None = None,  # (rho, alpha) of GSAM (DATM's experts: (2.0, 0.4))
 ) -> ExpertStore:
     """The store of `num_experts` experts with at least `epochs` epochs each, training
     only what is missing."""
@@ -236,7 +272,7 @@ def train_experts(
             f"num_experts and epochs must be at least 1, got {num_experts}, {epochs}"
         )
     cfg = expert_config(
-        data, model, model_kwargs, lr_teacher, batch_train, dsa_strategy, seed
+        data, model, model_kwargs, lr_teacher, batch_train, dsa_strategy, seed, gsam
     )
     store = ExpertStore(
         Path(root) / f"{cfg['dataset']}-{model}-{config_fingerprint(cfg)}", cfg

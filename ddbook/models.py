@@ -263,11 +263,12 @@ class ResNet18(Classifier):
         num_classes: int,
         im_size,  # input channels, number of classes, H×W
         width: int = 64,  # channels of the first stage; stages have width × 1, 2, 4, 8
-        norm: str = "instance",
-    ):  # a name in `NORMS`
+        norm: str = "instance",  # a name in `NORMS`
+        stem_stride: int = 1,  # 2: the stem halves the map (SelMatch's Tiny ImageNet)
+    ):
         super().__init__(channels, num_classes, im_size)
         self.stem = nn.Sequential(
-            nn.Conv2d(self.channels, width, 3, 1, 1, bias=False),
+            nn.Conv2d(self.channels, width, 3, stem_stride, 1, bias=False),
             NORMS.get(norm)(width),
             nn.ReLU(),
         )
@@ -287,6 +288,8 @@ class ResNet18(Classifier):
 
 MODELS.register("ResNet18")(ResNet18)
 MODELS.register("ResNet18BN")(partial(ResNet18, norm="batch"))
+# SelMatch's 64×64 variant: a stride-2 stem (networks.py, `ResNet(res=64)`)
+MODELS.register("ResNet18BN_Tiny")(partial(ResNet18, norm="batch", stem_stride=2))
 
 # %% ../nbs/models.ipynb #4254a6ce
 # conv channels (at width 64) and max-pools

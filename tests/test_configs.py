@@ -66,6 +66,19 @@ def test_datm_configs_match_the_official_ones(setting):
     assert got == pytest.approx(DATM_OFFICIAL[setting]), dict(zip(DATM_KEYS, zip(got, DATM_OFFICIAL[setting])))
 
 
+DATM_CONFIGS = sorted((ROOT / "configs").glob("datm_*.yaml"))
+# the official pix_init per setting: random real images only for CIFAR-100 IPC 50
+DATM_REAL_INIT = {"datm_CIFAR100_ipc50.yaml"}
+
+
+@pytest.mark.parametrize("path", DATM_CONFIGS, ids=lambda p: p.name)
+def test_datm_configs_use_gsam_experts_batch_128_and_the_official_init(path):
+    "DATM's buffers are GSAM-trained (buffer/buffer_FTD.py: rho 2, alpha 0.4); it evaluates with batch_train 128."
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["expert_gsam"] == [2.0, 0.4] and cfg["eval_batch"] == 128
+    assert cfg["pix_init"] == ("real" if path.name in DATM_REAL_INIT else "samples_predicted_correctly")
+
+
 # SelMatch's official scripts (Yongalls/SelMatch, scripts/eval/*.sh and scripts/sliding_window/*.sh) train the
 # evaluation and window-search networks for --epoch_eval_train epochs, fewer for larger sets.
 SELMATCH_EPOCHS = {("CIFAR10", 250): 1000, ("CIFAR10", 500): 500, ("CIFAR10", 1000): 250, ("CIFAR10", 1500): 167,
@@ -76,3 +89,14 @@ SELMATCH_EPOCHS = {("CIFAR10", 250): 1000, ("CIFAR10", 500): 500, ("CIFAR10", 10
 def test_selmatch_epochs_match_the_official_scripts(setting):
     cfg = yaml.safe_load((ROOT / "configs" / f"selmatch_{setting[0]}_ipc{setting[1]}.yaml").read_text())
     assert cfg["eval_epochs"] == cfg["proxy_epochs"] == SELMATCH_EPOCHS[setting], cfg
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("selmatch_*.yaml")), ids=lambda p: p.name)
+def test_selmatch_configs_evaluate_as_the_official_scripts(path):
+    "eval.py: --batch_train 128; Tiny ImageNet: ResNet18BN_Tiny (stride-2 stem) and the shipped forgetting scores."
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["eval_batch"] == 128
+    if "TinyImageNet" in path.name:
+        assert cfg["eval_model"] == "ResNet18BN_Tiny" and cfg["scores"].endswith("forgetting_Tiny.npy")
+    else:
+        assert cfg["eval_model"] == "ResNet18BN"

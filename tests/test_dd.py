@@ -96,7 +96,7 @@ def test_fixed_init_reuses_the_same_init(data, monkeypatch):
     monkeypatch.setattr(ddbook.dd, "dd_loss", spy)
     s, _ = distill_dd(data, 1, iterations=3, fixed_init=True, seed=7, **SMALL)
     assert len(seen) == 3 and all(torch.equal(w, seen[0]) for w in seen)
-    with seeded(7): net = get_model("ConvNet", 1, K, HW, **SMALL["model_kwargs"])
+    with seeded(7): net = ddbook.dd.init_net(get_model("ConvNet", 1, K, HW, **SMALL["model_kwargs"]))
     assert torch.equal(seen[0], net.classifier.weight.detach())               # reproducible from the meta's init_seed
     assert s.meta["init_seed"] == 7 and s.meta["config"]["fixed_init"] is True
     assert replay_dd(s, data, runs=3).accs == replay_dd(s, data, runs=1).accs    # one network, the same every time
@@ -132,3 +132,18 @@ def test_same_seed_same_set_and_exact_resume(data, tmp_path, monkeypatch):
     monkeypatch.setattr(ddbook.dd, "dd_loss", dd_loss)
     resumed, h = distill_dd(data, 2, out_dir=tmp_path, **kw)
     assert torch.equal(resumed.images, full.images) and resumed.meta["lrs"] == full.meta["lrs"] and len(h.losses) == 4
+
+
+def test_unrolled_networks_start_from_the_official_xavier_init(data, monkeypatch):
+    "SsnL/dataset-distillation: --init xavier (gain 1), zero biases (networks/utils.py init_weights)."
+    seen = []
+    real = ddbook.dd.params_of
+    def spy(net, *a, **k):
+        seen.append({n: p.detach().clone() for n, p in net.named_parameters()}); return real(net, *a, **k)
+    monkeypatch.setattr(ddbook.dd, "params_of", spy)
+    s, _ = distill_dd(data, 1, iterations=2, **SMALL)
+    assert seen and all((p == 0).all() for ps in seen for n, p in ps.items() if n.endswith("bias"))
+    assert s.meta["config"]["net_init"] == "xavier"
+    seen.clear()
+    distill_dd(data, 1, iterations=2, net_init="default", **SMALL)
+    assert any((p != 0).any() for ps in seen for n, p in ps.items() if n == "classifier.bias")

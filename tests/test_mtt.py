@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import ddbook.datm
 import ddbook.experts
 import ddbook.mtt
 from ddbook.augment import draw_seed, dsa
@@ -176,3 +177,25 @@ def test_zca_experts_and_set_carry_the_whitening(quadrants, tmp_path):
     from ddbook.train import EvalProtocol
     proto = EvalProtocol(model_kwargs=NET, epochs=2, runs=1)
     assert proto(back, quadrants).accs == proto(back, white).accs     # plain test data is whitened with the set's ZCA
+
+
+def test_correct_init_moves_on_to_the_next_expert(quadrants, store, monkeypatch):
+    "As DATM's samples_predicted_correctly: judge with expert 0; where it gets too few right, with the next one."
+    y = quadrants.y_train
+    odd = torch.arange(len(y)) % 2 == 1
+    def fake_logits(store_, data, x, epoch, experts=None, batch=1024):
+        # expert 0 calls everything class 0; expert 1 is right on the odd rows only
+        pred = torch.zeros_like(y) if experts[0] == 0 else torch.where(odd, y, (y + 1) % 3)
+        return F.one_hot(pred, 3).float()[None]
+    monkeypatch.setattr(ddbook.datm, "expert_logits", fake_logits)
+    x = ddbook.datm.correct_init(quadrants, store, 3, 2)
+    chosen = torch.tensor([int(torch.nonzero((quadrants.x_train == xi).flatten(1).all(1))[0]) for xi in x])
+    assert y[chosen].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert odd[chosen[3:]].all()                                           # classes 1 and 2: what expert 1 gets right
+
+
+def test_gsam_experts_live_in_their_own_store(quadrants, tmp_path):
+    kw = dict(num_experts=1, epochs=2, root=tmp_path, model_kwargs=NET, lr_teacher=0.1, progress=False)
+    sgd, gsam = train_experts(quadrants, **kw), train_experts(quadrants, gsam=(2.0, 0.4), **kw)
+    assert sgd.folder != gsam.folder and gsam.config["gsam"] == [2.0, 0.4] and "gsam" not in sgd.config
+    assert not torch.equal(sgd.load(0)[-1], gsam.load(0)[-1]) and torch.equal(sgd.load(0)[0], gsam.load(0)[0])
