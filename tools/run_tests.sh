@@ -28,6 +28,10 @@ step "package in sync with notebooks (nbdev_export, nbdev_clean)" python tools/c
 step "every notebook at smoke scale (nbdev_test)" env OMP_NUM_THREADS=1 nbdev_test --n_workers 2 --timing
 step "unit and contract tests (pytest tests/)" python -m pytest tests/ -ra
 step "wheel in a fresh venv (tools/wheel_check.sh)" bash tools/wheel_check.sh
+# Every file in configs/ through its chapter (papermill) on generated data in the dataset's on-disk format, at smoke
+# scale, two at a time with one thread each (tests/test_config_dry_runs.py).
+step "every paper config end to end on generated data (tests/test_config_dry_runs.py)" \
+     env DDBOOK_DRY_RUNS=1 OMP_NUM_THREADS=1 python -m pytest tests/test_config_dry_runs.py -ra -s
 step "book build at smoke scale (jupyter-book -W)" \
      env IN_TEST=1 jupyter-book build --all -W -n --keep-going --path-output "$SMOKE_OUT" .
 step "built book in headless Chromium (tests/test_book.py)" \
