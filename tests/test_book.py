@@ -114,7 +114,8 @@ def drawing_cells(doc: str) -> int:
     return sum(c["cell_type"] == "code" and not REMOVED.intersection(c.get("metadata", {}).get("tags", []))
                and re.search(r"plt\.(subplots|figure)\(", "".join(c["source"])) is not None for c in cells)
 
-READER_VIEW = """() => {
+READER_VIEW = """async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
   const article = document.querySelector('article') || document.querySelector('main') || document.body;
   const text = e => e.textContent;
   const outside = e => !e.closest('pre, code, .cell_input, script, style');
@@ -125,6 +126,8 @@ READER_VIEW = """() => {
     boxes: [...article.querySelectorAll('pre')].map(e => ({
       w: e.scrollWidth, c: e.clientWidth, head: e.textContent.slice(0, 60)})),
     links: [...article.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
+    maths: [...article.querySelectorAll('mjx-container[display="true"]')].map(e => ({
+      w: e.scrollWidth, c: e.clientWidth, head: (e.getAttribute('aria-label') || e.textContent).slice(0, 60)})),
   };
 }"""
 
@@ -189,6 +192,8 @@ def reader_defects(doc: str, view: dict) -> list:
     if resumed: out.append(f"a finished run resumed as if fresh: {resumed[:3]}")
     wide = [b["head"] for b in view["boxes"] if b["w"] > b["c"] + 1]
     if wide: out.append(f"{len(wide)} code blocks overflow their box: {wide[:3]}")
+    wide_math = [b["head"] for b in view.get("maths", []) if b["w"] > b["c"] + 1]
+    if wide_math: out.append(f"{len(wide_math)} display formulas wider than the page: {wide_math[:3]}")
     long = [l[:60] for t in view["inputs"] for l in t.splitlines() if len(l) > CODE_WIDTH]
     if long: out.append(f"{len(long)} code lines over {CODE_WIDTH} characters: {long[:3]}")
     if doc in method_docs() and not any(PAPER_LINK.match(h) for h in view["links"]):

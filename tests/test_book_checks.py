@@ -8,7 +8,7 @@ import test_book as tb
 
 
 def view(**kw):
-    v = {"prose": [], "inputs": [], "outputs": [], "boxes": [], "links": []}
+    v = {"prose": [], "inputs": [], "outputs": [], "boxes": [], "links": [], "maths": []}
     v.update(kw)
     return v
 
@@ -29,6 +29,8 @@ CASES = [  # (defect the rule must name, page with it, the same page fixed)
     ("code blocks overflow their box", view(boxes=[{"w": 900, "c": 680, "head": "x"}]),
      view(boxes=[{"w": 680, "c": 680, "head": "x"}])),
     ("code lines over 88", view(inputs=["x = 1  # " + "a" * 80]), view(inputs=["x = 1  # " + "a" * 79])),
+    ("display formulas wider than the page", view(maths=[{"w": 990, "c": 684, "head": "θ′ = θ + ρ g"}]),
+     view(maths=[{"w": 684, "c": 684, "head": "θ′ = θ + ρ g"}])),
 ]
 
 @pytest.mark.parametrize("defect, bad, good", CASES, ids=[c[0][:30] for c in CASES])
