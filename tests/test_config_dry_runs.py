@@ -5,7 +5,6 @@ epoch, one evaluation network of a few epochs). Also overridden, as the smoke sc
 class, network width 8, the CPU; and no ZCA on Tiny ImageNet, whose 12 288-pixel whitening takes minutes to fit on
 one core (ZCA is exercised by the CIFAR configs). Runs in `make test`'s own step (DDBOOK_DRY_RUNS=1), two
 notebooks at a time, one thread each."""
-import json
 import os
 import subprocess
 import sys
