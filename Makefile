@@ -32,7 +32,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 unexport MPLBACKEND  # the notebooks' kernels must use the inline backend, or no figure reaches the book
 export PIP_PROGRESS_BAR := off
 
-.PHONY: all test setup check-book clean help
+.PHONY: all test setup check-book clean help results
 
 all: setup
 	env -u IN_TEST jupyter-book build --all -W -n --keep-going .
@@ -40,6 +40,12 @@ all: setup
 
 test: setup
 	bash tools/run_tests.sh
+
+# The results chapter complete: every missing chapter run (IPC 1 and 10, mnist5k and the full Fashion-MNIST; papermill,
+# two at a time, resuming what an earlier call left), then the book. Hours on a laptop CPU (README.md).
+results: setup
+	cd nbs && env -u IN_TEST papermill results.ipynb runs/results/results.ipynb -p compute True --cwd .
+	$(MAKE) --no-print-directory all
 
 # The built book (default: _build/html) in headless Chromium: pages render, images load, math is typeset offline.
 check-book: setup

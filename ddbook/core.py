@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -23,7 +24,8 @@ from tqdm.std import tqdm
 
 # %% auto #0
 __all__ = ['UnknownNameError', 'Registry', 'get_device', 'make_generator', 'seeded', 'atomic_write_bytes', 'save_torch_atomic',
-           'save_json_atomic', 'check_finite', 'in_test', 'smoke_dir', 'progress_bar', 'nearest', 'PhaseTimer']
+           'save_json_atomic', 'reset_peak_memory', 'peak_memory', 'check_finite', 'in_test', 'smoke_dir',
+           'progress_bar', 'nearest', 'PhaseTimer']
 
 # %% ../nbs/core.ipynb #42daf6af
 class UnknownNameError(KeyError):
@@ -124,6 +126,35 @@ def _json_default(o):
     if isinstance(o, tuple): return list(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
+# %% ../nbs/core.ipynb #a383a6de
+def _vm_hwm_mb() -> float | None:
+    "This process's peak resident set (VmHWM) in MB, where /proc has it (Linux)."
+    try: status = Path("/proc/self/status").read_text()
+    except OSError: return None
+    hit = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(hit.group(1)) / 1024 if hit else None
+
+def reset_peak_memory():
+    """Start a fresh peak: the host's (Linux: `clear_refs`) and CUDA's
+    (`reset_peak_memory_stats`)."""
+    try: Path("/proc/self/clear_refs").write_text("5")
+    except OSError: pass  # elsewhere the host peak is the process's since its start
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+def peak_memory() -> dict:
+    """Peak memory in MB since the last `reset_peak_memory`: `host` (the process's
+    resident set, with torch, the data and everything else it holds) and, when CUDA is
+    in use, `cuda` (tensors allocated by torch)."""
+    host = _vm_hwm_mb()
+    if host is None:  # no /proc: getrusage's peak since the process started
+        import resource
+        host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {"host": round(host, 1)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
 # %% ../nbs/core.ipynb #dde131b6
 def check_finite(
     value, what: str = "loss", hint: str = "lower the learning rate"
@@ -159,7 +190,12 @@ def nearest(table: dict, key: int):
 
 class PhaseTimer(dict):
     """Wall seconds per named phase: `with timer('distill'): ...` adds to
-    `timer['distill']`."""
+    `timer['distill']`; `timer.peak_mb[phase]` is the peak memory in MB during the
+    phase (`peak_memory`). Phases do not nest."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.peak_mb = {}
 
     def __repr__(self):
         times = ", ".join(f"{k}: {v:.1f} s" for k, v in self.items())
@@ -167,8 +203,12 @@ class PhaseTimer(dict):
 
     @contextlib.contextmanager
     def __call__(self, phase: str):
+        reset_peak_memory()
         t0 = time.perf_counter()
         try:
             yield
         finally:
             self[phase] = self.get(phase, 0.0) + time.perf_counter() - t0
+            peak = peak_memory()
+            old = self.peak_mb.get(phase, {})
+            self.peak_mb[phase] = {k: max(v, old.get(k, 0.0)) for k, v in peak.items()}

@@ -336,8 +336,8 @@ MODELS.register("VGG11BN")(partial(VGG11, norm="batch"))
 
 # %% ../nbs/models.ipynb #f939e281
 class AlexNet(Classifier):
-    """The small AlexNet of the DC code family: 5 convs (128-192-256-192-192), 3
-    max-pools, one Linear."""
+    """The small AlexNet of the DC code family: 5 convs (128-192-256-192-192 at width
+    128), 3 max-pools, one Linear."""
 
     def __init__(
         # input channels, number of classes, H×W
@@ -345,8 +345,9 @@ class AlexNet(Classifier):
         channels: int,
         num_classes: int,
         im_size,
-        norm: str = "none",
-    ):  # a name in `NORMS`, applied after every conv
+        norm: str = "none",  # a name in `NORMS`, applied after every conv
+        width: int = 128,  # channels of the first conv; the others scale with it
+    ):
         super().__init__(channels, num_classes, im_size)
         make_norm = NORMS.get(norm)
         plan = [
@@ -355,7 +356,8 @@ class AlexNet(Classifier):
             (256, 3, 1, False),
             (192, 3, 1, False),
             (192, 3, 1, True),
-        ]  # (out, kernel, pad, pool after)
+        ]  # (out at width 128, kernel, pad, pool after)
+        plan = [(c_out * width // 128, k, pad, pool) for c_out, k, pad, pool in plan]
         layers, c, hw = [], self.channels, self.im_size
         for i, (c_out, k, pad, pool) in enumerate(plan):
             pad = _first_pad(self.im_size, pad) if i == 0 else pad

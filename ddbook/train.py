@@ -255,6 +255,7 @@ def write_run(
         protocol=asdict(protocol),
         seed=seed,
         seconds=dict(timer),
+        peak_mb=dict(timer.peak_mb),  # per phase: host (and cuda) MB
         **extra
     )
     save_json_atomic(m, out_dir / "metrics.json")

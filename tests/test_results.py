@@ -1,0 +1,42 @@
+"""The results chapter's runner: papermill makes a chapter's run where find_run finds it, and
+run_missing leaves a finished run alone."""
+import os
+from pathlib import Path
+
+import pytest
+
+from ddbook.results import find_run, load_set, run_chapter, run_missing
+
+NBS = Path(__file__).resolve().parents[1] / "nbs"
+
+
+def test_run_chapter_then_find_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("IN_TEST", raising=False)  # the chapter must write where it is told
+    monkeypatch.chdir(NBS)
+    root = tmp_path / "results"
+    # enough for the chapter's own sanity checks (its loss falls, it beats random)
+    tiny = dict(iterations=30, eval_epochs=30, eval_runs=1, eval_every=30, width=8)
+    nowhere = tmp_path / "no-chapter-runs"
+    assert find_run("dm", "mnist5k", 1, root, nowhere) is None
+    run = run_chapter("dm", "mnist5k", 1, root, **tiny)
+    assert run == root / "mnist5k" / "dm_ipc1" and (run / "dm.ipynb").exists()
+    assert find_run("dm", "mnist5k", 1, root, nowhere) == run
+    assert find_run("dm", "mnist5k", 10, root, nowhere) is None  # another IPC
+    assert find_run("dm", "FashionMNIST", 1, root, nowhere) is None  # another dataset
+    s, kind = load_set("dm", run, 1)
+    assert kind == "final" and s.ipc == 1 and s.meta["method"] == "dm"
+    stamp = (run / "metrics.json").stat().st_mtime_ns
+    assert run_missing([("dm", "mnist5k", 1)], root, jobs=1, **tiny) == []
+    assert (run / "metrics.json").stat().st_mtime_ns == stamp  # not run again
+
+
+def test_run_chapter_refuses_a_smoke_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("IN_TEST", "1")  # the chapter would write to a temporary folder
+    monkeypatch.chdir(NBS)
+    with pytest.raises(RuntimeError, match="IN_TEST"):
+        run_chapter("dm", "mnist5k", 1, tmp_path, iterations=2, eval_epochs=2, width=8)
+
+
+def test_load_set_rejects_an_unknown_kind(tmp_path):
+    with pytest.raises(ValueError, match="'final' or 'best'"):
+        load_set("dm", tmp_path, 1, which="last")
