@@ -25,9 +25,11 @@ def test_run_chapter_then_find_run(tmp_path, monkeypatch):
     assert find_run("dm", "FashionMNIST", 1, root, nowhere) is None  # another dataset
     s, kind = load_set("dm", run, 1)
     assert kind == "final" and s.ipc == 1 and s.meta["method"] == "dm"
-    stamp = (run / "metrics.json").stat().st_mtime_ns
-    assert run_missing([("dm", "mnist5k", 1)], root, jobs=1, **tiny) == []
-    assert (run / "metrics.json").stat().st_mtime_ns == stamp  # not run again
+    made = (run / "metrics.json").stat().st_mtime_ns
+    assert run_missing([("dm", "mnist5k", 1)], root, jobs=1, chapters_root=nowhere) == []
+    assert (run / "metrics.json").stat().st_mtime_ns == made  # not run again
+    (run / "stamp.txt").write_text("made by another version of the chapter")
+    assert find_run("dm", "mnist5k", 1, root, nowhere) is None  # stale: not reused
 
 
 def test_run_chapter_refuses_a_smoke_run(tmp_path, monkeypatch):
