@@ -25,7 +25,7 @@ from tqdm.std import tqdm
 # %% auto #0
 __all__ = ['UnknownNameError', 'Registry', 'get_device', 'make_generator', 'seeded', 'atomic_write_bytes', 'save_torch_atomic',
            'save_json_atomic', 'reset_peak_memory', 'peak_memory', 'check_finite', 'in_test', 'smoke_dir',
-           'progress_bar', 'nearest', 'PhaseTimer']
+           'progress_bar', 'nearest', 'PhaseTimer', 'markdown_table']
 
 # %% ../nbs/core.ipynb #42daf6af
 class UnknownNameError(KeyError):
@@ -212,3 +212,12 @@ class PhaseTimer(dict):
             peak = peak_memory()
             old = self.peak_mb.get(phase, {})
             self.peak_mb[phase] = {k: max(v, old.get(k, 0.0)) for k, v in peak.items()}
+
+# %% ../nbs/core.ipynb #283fc2c2
+def markdown_table(header: list, rows: list) -> str:
+    "A Markdown table: the column titles `header` above `rows` (lists of cells)."
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError(f"every row needs {len(header)} cells, as the header has")
+    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
+    lines = [line(header), line(["---"] * len(header))] + [line(r) for r in rows]
+    return "\n".join(lines)
