@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -21,7 +22,8 @@ from .models import flatten_params, get_model, params_of, unflatten_params
 from .synset import SynSet
 
 # %% auto #0
-__all__ = ['GRAD_MODES', 'random_batches', 'trajectory_loss', 'student_unroll', 'MTTSettings', 'distill_mtt']
+__all__ = ['GRAD_MODES', 'random_batches', 'trajectory_loss', 'step_graph_mb', 'free_memory_mb', 'student_unroll', 'MTTSettings',
+           'distill_mtt']
 
 # %% ../nbs/mtt.ipynb #fa5082a5
 def random_batches(
@@ -52,59 +54,101 @@ def trajectory_loss(
     return ((w_end - w_target) ** 2).sum() / ((w_start - w_target) ** 2).sum()
 
 # %% ../nbs/mtt.ipynb #f9014b06
+def _step_fn(net, like, batches, augment):
+    "Student step n as a function of flat weights: `step(w, n, x, y, lr, graph)`."
+    return lambda w, n, xs, ys, a, g: flatten_params(
+        sgd_step(
+            net,
+            unflatten_params(w, like),
+            xs[batches[n]] if augment is None else augment(xs[batches[n]], n),
+            ys[batches[n]],
+            a,
+            create_graph=g,
+        )
+    )
+
 class _ReverseUnroll(torch.autograd.Function):
-    """θ_N of `len(batches)` SGD steps; backward by a reverse walk over the stored θ_n
-    (one step's graph at a time)."""
+    """θ_N of `len(batches)` SGD steps; the last `keep` steps keep their graph from
+    the forward pass, the others are recomputed one at a time in a reverse walk."""
 
     @staticmethod
-    def forward(ctx, x, y, lr, w0, net, like, batches, augment):
-        step = lambda w, n, xs, ys, a, g: flatten_params(
-            sgd_step(
-                net,
-                unflatten_params(w, like),
-                xs[batches[n]] if augment is None else augment(xs[batches[n]], n),
-                ys[batches[n]],
-                a,
-                create_graph=g,
-            )
-        )
-        # no graph to the inputs in this pass
+    def forward(ctx, x, y, lr, w0, net, like, batches, augment, keep):
+        step, N = _step_fn(net, like, batches, augment), len(batches)
+        cut = N - keep
+        # no graph to the inputs before the cut
         ws, xd, yd, lrd = [w0.detach()], x.detach(), y.detach(), lr.detach()
-        for n in range(len(batches)):
+        for n in range(cut):
             ws.append(step(ws[-1], n, xd, yd, lrd, False))
-        ctx.save_for_backward(x, y, lr)
-        ctx.ws, ctx.step = ws[:-1], step
+        # the leaves the backward differentiates to (the kept graph starts from them)
+        leaves = [t.detach().requires_grad_(t.requires_grad) for t in (x, y, lr)]
+        ctx.kept = None
+        if keep:
+            with torch.enable_grad():
+                w_cut = ws[-1].clone().requires_grad_()
+                out = w_cut
+                for n in range(cut, N):
+                    out = step(out, n, *leaves, True)
+            ctx.kept = (w_cut, out)
+            ws.append(out.detach())
+        ctx.leaves, ctx.ws, ctx.step = leaves, ws[:cut], step
         return ws[-1]
 
     @staticmethod
     def backward(ctx, a):
-        x, y, lr = ctx.saved_tensors
         need = ctx.needs_input_grad[:3]
-        leaves = [
-            t.detach().requires_grad_(bool(nd)) for t, nd in zip((x, y, lr), need)
-        ]
-        wrt = [l for l, nd in zip(leaves, need) if nd]
+        wrt = [l for l, nd in zip(ctx.leaves, need) if nd]
         total = [torch.zeros_like(l) for l in wrt]
         with torch.enable_grad():
-            for n in reversed(range(len(ctx.ws))):
-                w = ctx.ws[n].clone().requires_grad_()
-                out = ctx.step(w, n, *leaves, True)
+            def vjp(w, out, a):
                 a, *gs = torch.autograd.grad(
                     out, [w] + wrt, grad_outputs=a, allow_unused=True
                 )
-                total = [t if g is None else t + g for t, g in zip(total, gs)]
+                for i, g in enumerate(gs):
+                    if g is not None: total[i] = total[i] + g
+                return a
+            if ctx.kept is not None: a = vjp(*ctx.kept, a)
+            for n in reversed(range(len(ctx.ws))):
+                w = ctx.ws[n].clone().requires_grad_()
+                a = vjp(w, ctx.step(w, n, *ctx.leaves, True), a)
+        ctx.kept = ctx.ws = None  # free the graph and the stored weights
         it = iter(total)
-        return (
-            *(next(it) if nd else None for nd in need),
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+        return (*(next(it) if nd else None for nd in need), *[None] * 6)
 
 # %% ../nbs/mtt.ipynb #9a12f349
-GRAD_MODES = ("reverse", "unroll")
+GRAD_MODES = ("auto", "reverse", "unroll")
+_STEP_MB = {}  # graph megabytes of one student step, by the shapes that set it
+
+def step_graph_mb(net, w0, x_syn, y_syn, lr, batch, augment=None) -> float:
+    """Megabytes autograd keeps for the graph of one differentiable student step on
+    `x_syn[batch]` (the tensors it saves, each storage once); measured once per
+    shape."""
+    key = (tuple(x_syn.shape), len(batch), tuple(y_syn.shape), y_syn.dtype,
+           w0.numel(), w0.dtype, str(w0.device), augment is None)
+    if key not in _STEP_MB:
+        seen = {}
+        def pack(t):
+            s = t.untyped_storage()
+            seen[s.data_ptr()] = s.nbytes()
+            return t
+        step = _step_fn(net, params_of(net, detach=False), [batch], augment)
+        x, y, a = (t.detach().requires_grad_(t.is_floating_point())
+                   for t in (x_syn, y_syn, lr))
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
+            pack, lambda t: t
+        ):
+            step(w0.detach().clone().requires_grad_(), 0, x, y, a, True)
+        _STEP_MB[key] = sum(seen.values()) / 2**20
+    return _STEP_MB[key]
+
+def free_memory_mb(device) -> float:
+    "Memory free on `device` now, in MB (CUDA's free memory; the host's MemAvailable)."
+    device = torch.device(device)
+    if device.type == "cuda": return torch.cuda.mem_get_info(device)[0] / 2**20
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"): return int(line.split()[1]) / 1024
+    except OSError: pass
+    return 4096.0  # no /proc (not Linux): assume 4 GB
 
 def student_unroll(
     net: nn.Module,  # the architecture (its own weights are not used)
@@ -114,30 +158,29 @@ def student_unroll(
     lr: torch.Tensor,  # the (learned) learning rate, a 0-d tensor
     batches: list,  # index tensors, one per step
     augment=None,  # `augment(x, n)` for step n's batch, or None
-    # "reverse": exact, constant memory in N; "unroll": autograd through all steps
-    grad_mode: str = "reverse",
+    # "auto": keep the graph of as many final steps as `budget_mb` holds, walk back
+    # through the rest; "reverse": keep none (memory constant in N); "unroll":
+    # autograd through all steps
+    grad_mode: str = "auto",
+    budget_mb: float | None = None,  # "auto"'s graph budget; None: a quarter of free
 ) -> torch.Tensor:
     """The student's flat weights after one SGD step per batch from `w0`, differentiable
     in x_syn, y_syn and lr."""
+    if grad_mode not in GRAD_MODES:
+        raise ValueError(
+            f"unknown grad_mode {grad_mode!r}; choose one of: {', '.join(GRAD_MODES)}"
+        )
     # names and shapes only: no copy of the weights per call
     like = params_of(net, detach=False)
     if grad_mode == "unroll":
-        return flatten_params(
-            unroll(
-                net,
-                unflatten_params(w0.detach(), like),
-                x_syn,
-                y_syn,
-                lr,
-                batches,
-                augment=augment,
-            )
-        )
-    if grad_mode == "reverse":
-        return _ReverseUnroll.apply(x_syn, y_syn, lr, w0, net, like, batches, augment)
-    raise ValueError(
-        f"unknown grad_mode {grad_mode!r}; choose one of: {', '.join(GRAD_MODES)}"
-    )
+        w = unflatten_params(w0.detach(), like)
+        return flatten_params(unroll(net, w, x_syn, y_syn, lr, batches, True, augment))
+    keep = 0
+    if grad_mode == "auto":
+        if budget_mb is None: budget_mb = free_memory_mb(w0.device) / 4
+        per_step = step_graph_mb(net, w0, x_syn, y_syn, lr, batches[0], augment)
+        keep = min(len(batches), int(budget_mb // max(per_step, 1e-6)))
+    return _ReverseUnroll.apply(x_syn, y_syn, lr, w0, net, like, batches, augment, keep)
 
 # %% ../nbs/mtt.ipynb #6ea9101b
 @dataclass
@@ -154,7 +197,10 @@ class MTTSettings:
     lr_lr: float = 1e-5  # SGD (momentum 0.5) on the learned lr, in the paper's units
     lr_teacher: float | None = None  # initial learned lr; None: the experts' lr
     batch_syn: int | None = None  # images per student step; None: the whole set
-    grad_mode: str = "reverse"  # "reverse" (exact, constant memory) or "unroll"
+    # "auto" (the unroll's graph for as many final steps as `grad_budget_mb` holds, the
+    # reverse walk for the rest), "reverse" (memory constant in N) or "unroll"
+    grad_mode: str = "auto"
+    grad_budget_mb: float | None = None  # None: a quarter of the device's free memory
     dsa_strategy: str | None = "default"  # in the student steps; None: off
     init: str = "real"  # "real" or "noise"
     num_experts: int | None = None  # use only the first experts of the store
@@ -230,7 +276,7 @@ def distill_mtt(
         augment = (None if s is None else
                    (lambda x, n: dsa(x, s, seeds[n], siamese=False)))
         w_end = student_unroll(net, w_start, d.images, d.labels, d.lr, batches,
-                               augment, st.grad_mode)
+                               augment, st.grad_mode, st.grad_budget_mb)
         loss = trajectory_loss(w_end, w_start, w_target)
         d.update(loss)
         return loss.detach()

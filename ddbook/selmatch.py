@@ -5,6 +5,9 @@
 # %% ../nbs/selmatch.ipynb #06a20c10
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import torch
 
 from .augment import AUGMENTS, DSA_STRATEGY, DSAParams, get_augment
 from .baselines import embed_all, train_feature_net
-from .core import make_generator
+from .core import atomic_write_bytes, make_generator
 from .data import ImageData
 from .distill import History, Hook
 from .dm import distill_dm
@@ -22,9 +25,9 @@ from .mtt import distill_mtt
 from .synset import SynSet, check_ipc, synset_from_indices
 
 # %% auto #0
-__all__ = ['SELMATCH_BASES', 'load_scores', 'hardest_first', 'window_indices', 'partial_mask', 'sliding_window', 'selmatch_init',
-           'SelMatchInit', 'distill_selmatch', 'distilled_mask', 'combined_augment', 'nn_radius', 'coverage',
-           'hard_half', 'coverage_report']
+__all__ = ['SELMATCH_BASES', 'load_scores', 'hardest_first', 'window_indices', 'partial_mask', 'score_net', 'sliding_window',
+           'selmatch_init', 'SelMatchInit', 'distill_selmatch', 'distilled_mask', 'combined_augment', 'nn_radius',
+           'coverage', 'hard_half', 'coverage_report']
 
 # %% ../nbs/selmatch.ipynb #ef900cbf
 def load_scores(
@@ -136,6 +139,36 @@ def partial_mask(
             f"got {alpha}"
         )
     return torch.arange(num_classes * ipc) % ipc >= ipc - _count(ipc * alpha)
+
+# %% ../nbs/selmatch.ipynb #5c0e7a22
+def score_net(
+    data: ImageData,
+    model: str = "ConvNet",
+    model_kwargs: dict | None = None,
+    epochs: int = 15,
+    seed: int = 0,
+    folder=None,  # where the scores are kept; None: always trained
+) -> tuple:
+    """`train_feature_net`'s `(net, features, forgetting_scores)`, read from `folder`
+    when an earlier run trained the same network (same data, model, epochs, seed)."""
+    if folder is None: return train_feature_net(data, model, model_kwargs, epochs, seed)
+    what = dict(dataset=data.info.name, n_train=len(data.x_train),
+                zca=data.zca is not None, model=model, model_kwargs=model_kwargs or {},
+                epochs=epochs, seed=seed)
+    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+    f = Path(folder) / f"{data.info.name}-{model}-{key}.pt"
+    if f.exists():
+        kept = torch.load(f, map_location="cpu", weights_only=True)
+        # the same architecture and initialisation, untrained, then the kept weights
+        net = train_feature_net(data, model, model_kwargs, 0, seed)[0]
+        net.load_state_dict(kept["state"])
+        dev = data.x_train.device
+        return net, embed_all(net, data.x_train), kept["scores"].to(dev)
+    net, features, scores = train_feature_net(data, model, model_kwargs, epochs, seed)
+    buf = io.BytesIO()
+    torch.save({"state": net.state_dict(), "scores": scores.cpu(), "config": what}, buf)
+    atomic_write_bytes(f, buf.getvalue())
+    return net, features, scores
 
 # %% ../nbs/selmatch.ipynb #c957190a
 def sliding_window(

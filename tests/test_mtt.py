@@ -13,7 +13,7 @@ from ddbook.datm import distill_datm, sequential_upper_bound, soft_label_init
 from ddbook.dd import inv_softplus
 from ddbook.experts import ExpertStore, train_experts
 from ddbook.models import flatten_params, get_model, params_of
-from ddbook.mtt import GRAD_MODES, distill_mtt, random_batches, student_unroll, trajectory_loss
+from ddbook.mtt import GRAD_MODES, distill_mtt, random_batches, step_graph_mb, student_unroll, trajectory_loss
 from ddbook.synset import SynSet
 
 NET = {"width": 4, "depth": 1}
@@ -36,7 +36,7 @@ def dies_at_third_call(f):
     return wrapped
 
 
-def gradients(N, dtype, soft, mode, seed=0):
+def gradients(N, dtype, soft, mode, seed=0, keep=None):
     "Loss and gradients (images, labels, raw lr) of one MTT iteration on a small ConvNet with minibatches and DSA."
     g = make_generator(seed + N)
     with seeded(0): net = get_model("ConvNet", 1, 3, 8, width=4, depth=2).to(dtype)
@@ -47,7 +47,9 @@ def gradients(N, dtype, soft, mode, seed=0):
     batches, seeds = random_batches(6, 4, N, g), [draw_seed(g) for _ in range(N)]
     raw = inv_softplus(torch.tensor(0.1, dtype=dtype)).requires_grad_()
     aug = lambda xb, n: dsa(xb, "color_crop_cutout_scale_rotate", seeds[n], siamese=False)
-    loss = trajectory_loss(student_unroll(net, w0, x, y, F.softplus(raw), batches, aug, mode), w0, target)
+    # "auto" with a budget of `keep` steps' graphs (and half a step to spare)
+    budget = None if keep is None else (keep + 0.5) * step_graph_mb(net, w0, x, y, raw, batches[0], aug)
+    loss = trajectory_loss(student_unroll(net, w0, x, y, F.softplus(raw), batches, aug, mode, budget), w0, target)
     loss.backward()
     return [loss.detach(), x.grad, raw.grad] + ([y.grad] if soft else [])
 
@@ -59,6 +61,21 @@ def test_reverse_walk_gradient_equals_the_full_unroll(N, dtype, tol, soft):
     rev, unr = gradients(N, dtype, soft, "reverse"), gradients(N, dtype, soft, "unroll")
     for a, b in zip(rev, unr):
         assert float((a - b).norm() / b.norm()) <= tol, (N, dtype, soft)
+
+
+@pytest.mark.parametrize("keep", [0, 1, 3, 5, 8])
+def test_auto_mode_keeps_some_steps_and_still_equals_the_full_unroll(keep):
+    auto, unr = gradients(5, torch.float64, True, "auto", keep=keep), gradients(5, torch.float64, True, "unroll")
+    for a, b in zip(auto, unr):
+        assert float((a - b).norm() / b.norm()) <= 1e-10, keep
+
+
+def test_step_graph_grows_with_the_batch():
+    with seeded(0): net = get_model("ConvNet", 1, 3, 8, width=4, depth=2)
+    w0, lr = flatten_params(params_of(net)), torch.tensor(0.1)
+    x, y = torch.randn(8, 1, 8, 8), torch.arange(8) % 3
+    small, large = (step_graph_mb(net, w0, x, y, lr, torch.arange(k)) for k in (2, 8))
+    assert 0 < small < large
 
 
 def test_reverse_walk_keeps_the_trajectory_term():
@@ -81,7 +98,7 @@ def test_reverse_walk_keeps_the_trajectory_term():
 
 
 def test_unknown_grad_mode_is_refused(quadrants, store):
-    with pytest.raises(ValueError, match="unknown grad_mode 'tesla'; choose one of: reverse, unroll"):
+    with pytest.raises(ValueError, match="unknown grad_mode 'tesla'; choose one of: auto, reverse, unroll"):
         distill_mtt(quadrants, 1, store, grad_mode="tesla", **TINY)
 
 
