@@ -23,9 +23,9 @@ from .synset import SynSet
 from .train import EvalProtocol, EvalResult
 
 # %% auto #0
-__all__ = ['METHODS', 'BASELINES', 'LEAN', 'COST', 'TRAJECTORY', 'SELMATCH_SHARE', 'PAPER', 'PAPER_DATASET', 'selmatch_small',
-           'chapter_params', 'paper_number', 'run_info', 'results_dir', 'chapter_stamp', 'find_run', 'load_set',
-           'run_chapter', 'run_missing', 'results_protocol', 'set_key', 'EvalCache']
+__all__ = ['METHODS', 'BASELINES', 'LEAN', 'COST', 'TRAJECTORY', 'SELMATCH_SHARE', 'BUDGET', 'PAPER', 'PAPER_DATASET',
+           'selmatch_small', 'chapter_params', 'paper_number', 'run_info', 'results_dir', 'chapter_stamp', 'find_run',
+           'load_set', 'run_chapter', 'run_missing', 'results_protocol', 'set_key', 'EvalCache']
 
 # %% ../nbs/results.ipynb #fcf0451e
 METHODS = ("dd", "dc", "dsa", "dm", "mtt", "datm", "mdc", "selmatch")
@@ -66,9 +66,24 @@ def _per_class(dataset: str) -> int:
     from ddbook.data import get_dataset
     return min(len(i) for i in get_dataset(dataset).class_indices())
 
+# budgets above a chapter's CPU demo (sized for `make all` on mnist5k) where the demo
+# leaves the method within 10 points of random at IPC 1 or 2 at IPC 10 on the full
+# data; {dataset: {chapter: {ipc: parameters}}}
+BUDGET = {
+    "FashionMNIST": {
+        # the MTT chapter's IPC-1 demo: the start of the trajectories, N 20, 300 its
+        "selmatch": {1: {"iterations": 300, "syn_steps": 20, "max_start_epoch": 2}},
+        "dd": {1: {"iterations": 1000, "eval_every": 250}},
+        "dc": {10: {"iterations": 200, "eval_every": 50}},
+        "dsa": {10: {"iterations": 200, "eval_every": 50}},
+        "mdc": {10: {"iterations": 2000, "delta_t": 100}},  # delta_t: the paper's
+    },
+}
+
 def chapter_params(chapter: str, dataset: str, ipc: int) -> dict:
     "The parameters this page gives `chapter` besides its dataset, IPC and out_dir."
     p = dict(LEAN.get(chapter, {}))
+    p.update(BUDGET.get(dataset, {}).get(chapter, {}).get(ipc, {}))
     if chapter == "selmatch" and ipc < SELMATCH_SHARE * _per_class(dataset):
         p.update(selmatch_small(ipc, _per_class(dataset)))
     return p
