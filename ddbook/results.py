@@ -73,10 +73,8 @@ BUDGET = {
     "FashionMNIST": {
         # the MTT chapter's IPC-1 demo: the start of the trajectories, N 20, 300 its
         "selmatch": {1: {"iterations": 300, "syn_steps": 20, "max_start_epoch": 2}},
-        "dd": {1: {"iterations": 1000, "eval_every": 250}},
         "dc": {10: {"iterations": 200, "eval_every": 50}},
         "dsa": {10: {"iterations": 200, "eval_every": 50}},
-        "mdc": {10: {"iterations": 2000, "delta_t": 100}},  # delta_t: the paper's
     },
 }
 
