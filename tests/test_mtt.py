@@ -70,6 +70,22 @@ def test_auto_mode_keeps_some_steps_and_still_equals_the_full_unroll(keep):
         assert float((a - b).norm() / b.norm()) <= 1e-10, keep
 
 
+@pytest.mark.parametrize("keep", [0, 2, 5])
+def test_auto_mode_recomputes_only_the_steps_it_did_not_keep(keep, monkeypatch):
+    "The forward pass takes N - keep steps without a graph; the backward recomputes just those."
+    import ddbook.mtt as mtt
+    calls = {False: 0, True: 0}
+    def counting(*a, create_graph=True, **k):
+        calls[create_graph] += 1
+        return sgd_step(*a, create_graph=create_graph, **k)
+    from ddbook.dd import sgd_step
+    monkeypatch.setattr(mtt, "sgd_step", counting)
+    gradients(5, torch.float64, True, "auto", keep=keep)
+    # without a graph: the N - keep steps before the cut; with one: the kept steps, the
+    # N - keep recomputed steps, and step_graph_mb's one measuring step (first call only)
+    assert calls[False] == 5 - keep and calls[True] in (5, 6), (keep, calls)
+
+
 def test_step_graph_grows_with_the_batch():
     with seeded(0): net = get_model("ConvNet", 1, 3, 8, width=4, depth=2)
     w0, lr = flatten_params(params_of(net)), torch.tensor(0.1)
