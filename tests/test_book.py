@@ -138,7 +138,7 @@ WARNING = re.compile(r"\b[A-Z]\w*Warning\b:|\bWarning: ")
 BAR = re.compile(r"^(?P<desc>[^|\n]*?):?\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)")
 RESUMING = re.compile(r"resuming\b.*?at iteration (\d+)(?: of (\d+))?")
 PAPER_LINK = re.compile(r"^https?://(arxiv\.org/abs/|doi\.org/|dl\.acm\.org/doi/|openreview\.net/)")
-METHOD_PARTS = {"Baselines", "Matching methods", "Trajectory methods", "Scaling up"}
+METHOD_PARTS = {"Baselines", "Matching methods", "Kernel methods", "Trajectory methods", "Scaling up"}
 
 def method_docs(toc: Path = TOC) -> set:
     "The chapters of the parts that hold methods: each must link its paper."
