@@ -128,6 +128,7 @@ def select(
     # [N] difficulty scores, higher is harder (forgetting)
     scores: torch.Tensor | None = None,
     seed: int = 0,
+    **options,  # the rule's own options (e.g. DQ's `bins`)
 ) -> SynSet:
     """Select `ipc` real training images per class with `method`; returns them as a
     `SynSet`."""
@@ -146,5 +147,6 @@ def select(
         pos = torch.nonzero(y == c).flatten()
         fc = features[pos] if features is not None else None
         sc = scores[pos] if scores is not None else None
-        idx.append(pos[rule(fc, ipc, scores=sc, generator=g).to(pos.device)])
+        pick = rule(fc, ipc, scores=sc, generator=g, **options)
+        idx.append(pos[pick.to(pos.device)])
     return synset_from_indices(data, torch.cat(idx), method, seed=seed)

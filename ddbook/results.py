@@ -28,19 +28,21 @@ __all__ = ['METHODS', 'BASELINES', 'LEAN', 'COST', 'TRAJECTORY', 'SELMATCH_SHARE
            'load_set', 'run_chapter', 'run_missing', 'results_protocol', 'set_key', 'EvalCache']
 
 # %% ../nbs/results.ipynb #fcf0451e
-METHODS = ("dd", "dc", "dsa", "dm", "kip", "mtt", "datm", "mdc", "selmatch")
+METHODS = ("dq", "dd", "dc", "dsa", "dm", "kip", "mtt", "datm", "mdc", "selmatch")
 BASELINES = ("random", "herding", "kcenter", "forgetting")
 # the chapter parameters that switch its side experiments off for a results run
 LEAN = {
     "datm": {"ablation": False},
     "mdc": {"separate": False},
     "selmatch": {"coverage_ipcs": []},
+    "dq": {"other_ipcs": [], "draws": 1},
 }
 # the phases of a run's metrics["seconds"] that are the method's own cost (default:
 # "distill"); the experts, trained once and shared, are counted apart
 COST = {
     "selmatch": ("scores", "window_search", "selmatch"),
     "mdc": ("mdc",),
+    "dq": ("features", "dq"),  # the feature network is DQ's own
 }
 # chapters that share a dataset's expert store: their runs go one after the other
 TRAJECTORY = ("mtt", "datm", "selmatch")
