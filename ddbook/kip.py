@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jacrev, vmap
 
-from .core import seeded
+from .core import make_generator, seeded
 from .data import ImageData
 from .distill import Distillation, History, Hook, RunOptions, split_settings
 from .models import get_model, params_of
@@ -205,7 +205,7 @@ def krr_accuracy(
     x_s, K = s.images.to(dev), data.info.num_classes
     y_s = (torch.tensor(s.meta["krr_targets"], device=dev) if "krr_targets" in s.meta
            else centred_one_hot(s.labels.to(dev), K))
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed)
     k_ss, k_ts = 0, 0
     for _ in range(nets if kernel == "entk" else 1):
         k = kip_kernel(st, data, g)
