@@ -22,7 +22,7 @@ from .train import model_kwargs_for
 
 # %% auto #0
 __all__ = ['KERNELS', 'DEMO', 'centred_one_hot', 'fc_kernels', 'krr_predict', 'kip_loss', 'entk', 'KIPSettings', 'kip_kernel',
-           'distill_kip', 'krr_accuracy']
+           'learn_targets', 'distill_kip', 'krr_accuracy']
 
 # %% ../nbs/kip.ipynb #de725ff0
 def centred_one_hot(y: torch.Tensor,  # int64 class labels [N]
@@ -150,6 +150,14 @@ class _Targets(Hook):
     def on_synset(self, d, s):
         s.meta["krr_targets"] = self.targets.detach().cpu().tolist()
 
+def learn_targets(d: Distillation, lr: float) -> torch.Tensor:
+    """The support targets as a learned tensor: the centred one-hot rows of the set's
+    labels, moved by Adam at `lr` and kept in the meta of every set (`krr_targets`)."""
+    y = centred_one_hot(d.labels, d.data.info.num_classes).requires_grad_()
+    d.learn("targets", y, torch.optim.Adam([y], lr=lr))
+    d.hooks.append(_Targets(y))
+    return y
+
 def distill_kip(
     data: ImageData,  # the real data (its device is used)
     ipc: int = 10,  # images per class
@@ -163,17 +171,10 @@ def distill_kip(
     _check_kernel(st.kernel)  # before anything runs
     st = replace(st, model_kwargs=model_kwargs_for(st.model, st.model_kwargs))
     K, dev = data.info.num_classes, data.x_train.device
-    targets = None
-    if st.learn_labels:
-        targets = torch.zeros(K * ipc, K, device=dev)  # filled below, from the labels
-        hooks = (*hooks, _Targets(targets))
     d = Distillation(data, st, opts, method, hooks, st.model, st.model_kwargs)
     d.learn("images", d.images, torch.optim.Adam([d.images], lr=st.lr_img))
-    y_s = centred_one_hot(d.labels, K)
-    if targets is not None:
-        targets.copy_(y_s).requires_grad_()
-        d.learn("targets", targets, torch.optim.Adam([targets], lr=st.lr_label))
-        y_s = targets
+    y_s = (learn_targets(d, st.lr_label) if st.learn_labels
+           else centred_one_hot(d.labels, K))
     pools = data.pools()
     y_t = centred_one_hot(
         torch.arange(K, device=dev).repeat_interleave(st.target_batch), K)

@@ -28,7 +28,8 @@ __all__ = ['METHODS', 'BASELINES', 'LEAN', 'COST', 'TRAJECTORY', 'SELMATCH_SHARE
            'load_set', 'run_chapter', 'run_missing', 'results_protocol', 'set_key', 'EvalCache']
 
 # %% ../nbs/results.ipynb #fcf0451e
-METHODS = ("dq", "dd", "dc", "dsa", "dm", "kip", "mtt", "datm", "mdc", "selmatch")
+METHODS = ("dq", "dd", "dc", "dsa", "dm", "kip", "frepo", "mtt", "datm", "mdc",
+           "selmatch")
 BASELINES = ("random", "herding", "kcenter", "forgetting")
 # the chapter parameters that switch its side experiments off for a results run
 LEAN = {
