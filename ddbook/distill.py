@@ -314,6 +314,9 @@ class Distillation:
         self.frozen = None  # bool [K*ipc]: rows every update leaves as they are
         # sizes k: the loss is also taken on the first k images of every class (MDC)
         self.sizes = ()
+        # (images, labels) -> the set networks train on (IDC's multi-formation); None:
+        # the learned images themselves
+        self.decode = None
         self.params, self.optimizers = {}, []
         self.config = dict(method=method, dataset=data.info.name, **asdict(settings),
                            seed=self.options.seed)
@@ -380,15 +383,20 @@ class Distillation:
         loss.backward(inputs=[p for p in self.params.values() if p.requires_grad])
         return self.step(loss)
 
+    def decoded(self) -> tuple:
+        "(images, labels) a network trains on: `decode` of the learned set, if set."
+        x, y = self.images, self.labels
+        return (x, y) if self.decode is None else self.decode(x, y)
+
     def to_synset(self) -> SynSet:
-        "The set as it is now, with its meta (and what the hooks add)."
+        "The set as it is now (decoded), with its meta (and what the hooks add)."
         zca = self.data.zca.state_dict() if self.data.zca is not None else None
         lr = None if self.raw_lr is None else self.lr.detach().clone()
         meta = make_meta(self.data, self.method, self.ipc, model=self.model,
                          model_kwargs=self.model_kwargs, config=self.config,
                          seed=self.options.seed)
-        s = SynSet(self.images.detach().clone(), self.labels.detach().clone(), lr=lr,
-                   zca=zca, meta=meta)
+        x, y = (t.detach().clone() for t in self.decoded())
+        s = SynSet(x, y, lr=lr, zca=zca, meta=meta)
         for h in self.hooks:
             h.on_synset(self, s)
         return s

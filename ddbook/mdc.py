@@ -13,6 +13,7 @@ from .data import ImageData
 from .dc import distill_dc
 from .distill import History, Hook
 from .dm import class_means, distill_dm
+from .idc import distill_idc
 from .models import get_model
 from .synset import SynSet
 from .train import model_kwargs_for
@@ -78,17 +79,18 @@ class Multisize(Hook):
         d.config.update(self.config)
 
     def before_step(self, d, it):
-        d.sizes, d.frozen = self.sizes(it, d.images), self.frozen()
+        d.sizes, d.frozen = self.sizes(it, d.decoded()[0]), self.frozen()
 
     def on_synset(self, d, s):
         s.meta["mls"] = [list(e) for e in self.log]  # (iteration, MLS, frozen)
 
     @torch.no_grad()
-    # the set [K*ipc, ...], grouped by class
+    # the set [K*ipc*m, ...] grouped by class, m decoded images per stored one (IDC)
     def distances(self, x_syn: torch.Tensor) -> torch.Tensor:
         """`d_k` for k = 1..ipc (index k-1): squared distance of the first-k mean
         feature to the real mean, averaged over classes."""
-        f = embed_all(self.net, x_syn.detach()).view(self.K, self.ipc, -1)
+        f = embed_all(self.net, x_syn.detach())
+        f = f.view(self.K, self.ipc, -1, f.shape[-1]).mean(2)  # one per stored image
         prefix = (
             f.cumsum(1) / torch.arange(1, self.ipc + 1, device=f.device)[None, :, None]
         )
@@ -135,12 +137,12 @@ class Multisize(Hook):
         )
 
 # %% ../nbs/mdc.ipynb #efcc28ad
-BASES = {"dm": distill_dm, "dc": distill_dc}
+BASES = {"dm": distill_dm, "dc": distill_dc, "idc": distill_idc}
 
 def distill_mdc(
     data: ImageData,
     ipc: int,  # K: the largest size
-    base: str = "dm",  # "dm" or "dc": the base matching loss
+    base: str = "dm",  # "dm", "dc" or "idc": the base matching loss
     delta_t: int = 100,  # iterations between MLS choices (paper: 100)
     hooks: tuple = (),  # more `Hook`s, after MDC's
     **kw,  # anything else the base method takes (iterations, lr_img, model, ...)

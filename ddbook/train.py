@@ -234,17 +234,18 @@ def write_run(
     set and `metrics.json`."""
     timer = timer if timer is not None else PhaseTimer()
     out_dir = Path(out_dir)
+    ipc = s.meta.get("stored_ipc", s.ipc)  # the budget (IDC stores fewer than it shows)
     s.save(out_dir)
     with timer("evaluate"):
         res = result or protocol(s, data, seed, device, progress)
     with timer("evaluate_random"):
         rnd = random_result or protocol(
-            random_synset(data, s.ipc, seed), data, seed, device, progress
+            random_synset(data, ipc, seed), data, seed, device, progress
         )
     m = dict(
         method=s.meta.get("method"),
         dataset=data.info.name,
-        ipc=s.ipc,
+        ipc=ipc,
         model=protocol.model,
         acc_mean=res.mean,
         acc_std=res.std,
