@@ -24,6 +24,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg["lib_path"], cfg["lib_path"] + ".*"]),
     install_requires=cfg["requirements"].split(),
     extras_require={"dev": cfg["dev_requirements"].split()},
+    entry_points={"console_scripts": cfg.get("console_scripts", "").split()},
     include_package_data=True,
     zip_safe=False,
 )

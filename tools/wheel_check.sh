@@ -45,3 +45,13 @@ echo "runtime packages: $(wc -l < "$WORK/pip-list.txt") ($(grep -i -E '^torch=='
 echo "--- tests/wheel_smoke.py with the fresh venv, from $WORK"
 cp tests/wheel_smoke.py "$WORK/wheel_smoke.py"
 (cd "$WORK" && env -u PYTHONPATH "$WORK/venv/bin/python" wheel_smoke.py)
+
+echo "--- the installed command line (console script ddbook), from $WORK"
+(cd "$WORK" && env -u PYTHONPATH OMP_NUM_THREADS=1 "$WORK/venv/bin/ddbook" distill dm --set dataset=digits ipc=1 \
+   iterations=2 width=8 eval_epochs=2 eval_runs=1 progress=false out_dir="$WORK/cli_dm")
+test -s "$WORK/cli_dm/metrics.json" || { echo "FAIL: ddbook distill wrote no metrics.json"; exit 1; }
+rc=0; "$WORK/venv/bin/ddbook" distill nomethod 2> "$WORK/cli_err.txt" || rc=$?
+if [ "$rc" != 2 ] || ! grep -q "unknown method 'nomethod'" "$WORK/cli_err.txt"; then
+  echo "FAIL: ddbook distill nomethod: exit status $rc, $(cat "$WORK/cli_err.txt")"; exit 1
+fi
+echo "command line: OK"

@@ -1,0 +1,46 @@
+"""The command line takes what the chapters take: every config file of its methods passes its checks unchanged, every
+key of those chapters' parameters cells is a key of the command, and the installed entry points run."""
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from ddbook import cli
+import test_configs as tc
+
+METHODS = list(cli._methods())
+CONFIGS = [p for p in tc.CONFIGS if p.name.split("_")[0] in METHODS]
+
+
+def test_there_are_configs_for_the_command_line():
+    assert {p.name.split("_")[0] for p in CONFIGS} >= {"dc", "dsa", "dm", "idc", "kip", "frepo", "mdc"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_is_a_valid_command(path):
+    cfg = yaml.safe_load(path.read_text())
+    data_kw, kw, eval_kw = cli.distill_call(path.name.split("_")[0], cfg)
+    assert data_kw["dataset"] == cfg["dataset"] and kw["out_dir"] == cfg["out_dir"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_chapter_keys_are_command_keys(method):
+    keys = cli.method_keys(method, "idc")
+    missing = sorted(set(tc.parameters_of(method)) - set(keys))
+    assert not missing, f"nbs/{method}.ipynb has parameters the command line does not take: {missing}"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "ddbook.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_module_entry_point_and_errors():
+    r = run("--help")
+    assert r.returncode == 0 and "distill" in r.stdout and "evaluate" in r.stdout
+    r = run("distill", "mtt")
+    assert r.returncode == 2 and "mtt is not in the command line yet" in r.stderr
+    r = run("distill", "dm", "--set", "lr_img=fast")
+    assert r.returncode == 2 and "lr_img='fast' is a str; lr_img takes float" in r.stderr
+    r = run("distill", "dm", "-f", "no/such.yaml")
+    assert r.returncode == 2 and "no config file" in r.stderr
