@@ -23,9 +23,9 @@ import torch
 from tqdm.std import tqdm
 
 # %% auto #0
-__all__ = ['UnknownNameError', 'Registry', 'get_device', 'make_generator', 'seeded', 'atomic_write_bytes', 'save_torch_atomic',
-           'save_json_atomic', 'reset_peak_memory', 'peak_memory', 'check_finite', 'in_test', 'smoke_dir',
-           'progress_bar', 'nearest', 'PhaseTimer', 'markdown_table']
+__all__ = ['UnknownNameError', 'Registry', 'get_device', 'make_generator', 'seeded', 'rank_world', 'atomic_write_bytes',
+           'save_torch_atomic', 'save_json_atomic', 'reset_peak_memory', 'peak_memory', 'check_finite', 'in_test',
+           'smoke_dir', 'progress_bar', 'nearest', 'PhaseTimer', 'markdown_table']
 
 # %% ../nbs/core.ipynb #42daf6af
 class UnknownNameError(KeyError):
@@ -66,12 +66,14 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, torch.device):
         return device
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(
             f"device {device!r} was asked for but CUDA is not available; use "
             f"device='auto' or 'cpu'"
         )
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per torchrun process
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     return torch.device(device)
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
@@ -88,6 +90,14 @@ def seeded(seed: int):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
         yield
+
+# %% ../nbs/core.ipynb #49e2708b
+def rank_world() -> tuple[int, int]:
+    "(rank, world size) of this process in torch.distributed's group; (0, 1) alone."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 # %% ../nbs/core.ipynb #f7d0e045
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .augment import draw_seed, dsa, get_augment, resolve_strategy
-from .core import Registry, nearest, seeded
+from .core import Registry, nearest, rank_world, seeded
 from .data import ClassPools, ImageData
 from .distill import Distillation, History, RunOptions, split_settings
 from .models import get_model
@@ -117,6 +117,7 @@ def match_loss(
     augment=None,  # `augment(x, seed)` applied to both batches with one seed, or None
     # also match the first k images of every class, for each k here (`d.sizes`)
     sizes: tuple = (),
+    classes=None,  # the classes whose terms are taken (all draws are made); None: all
 ) -> torch.Tensor:
     """Σ_c D(∇θ ℓ(real_c), ∇θ ℓ(syn_c)) (+ Σ_k D(∇θ ℓ(real_c), ∇θ ℓ(syn_c[:k]))) for the
     current `net`, differentiable in `x_syn`."""
@@ -127,8 +128,10 @@ def match_loss(
             pools.sample(c, batch_real, generator),
             x_syn[c * ipc : (c + 1) * ipc],
         )
+        seed = None if augment is None else draw_seed(generator)
+        if classes is not None and c not in classes:  # another rank's
+            continue
         if augment is not None:
-            seed = draw_seed(generator)
             x_real, xs = augment(x_real, seed), augment(xs, seed)
         g_real = [g.detach() for g in class_grad(net, x_real, c)]
         for k in (ipc, *sizes):
@@ -183,6 +186,8 @@ def distill_dc(
     d = Distillation(data, st, opts, method, hooks, st.model, st.model_kwargs)
     d.learn("images", d.images,
             torch.optim.SGD([d.images], lr=st.lr_img, momentum=0.5))
+    r, world = rank_world()  # under torchrun, the ranks share the classes
+    mine, d.shares_work = range(r, K, world), True
 
     def step(it, g):
         with seeded(int(torch.randint(2**31, (1,), generator=g))):
@@ -192,9 +197,8 @@ def distill_dc(
             if uses_bn:
                 freeze_bn(net, torch.cat([pools.sample(c, 16, g) for c in range(K)]))
             loss = match_loss(net, pools, d.images, ipc, st.batch_real, g,
-                              st.distance, augment, d.sizes)
-            d.update(loss)
-            total = total + loss.detach()
+                              st.distance, augment, d.sizes, mine)
+            total = total + d.update(loss)
             if o < st.outer_loop - 1:
                 train_model(net, d.images.detach(), d.labels, st.inner_loop,
                             st.lr_net, momentum=0.0, weight_decay=0.0,

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .core import check_finite, make_generator, save_torch_atomic
-from .core import progress_bar
+from .core import progress_bar, rank_world
 from .data import ImageData
 from .synset import SynSet, check_ipc, make_meta, random_synset
 
@@ -154,6 +154,7 @@ def distill_loop(
     g, hist = make_generator(o.seed), History(iterations=iterations)
     out_dir = o.out_dir
     ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
+    writer = rank_world()[0] == 0  # under torchrun, rank 0 alone writes and evaluates
     fp = config_fingerprint(config or {})
     if ckpt is not None and ckpt.exists():
         c = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -173,13 +174,14 @@ def distill_loop(
         loss = step(it, g)
         hist.losses.append(loss.detach())
         if (it + 1) % o.check_every == 0 or it + 1 == iterations:
-            _guard(loss, params, good, good_it, it, to_synset, out_dir, hint, check)
+            _guard(loss, params, good, good_it, it, to_synset,
+                   out_dir if writer else None, hint, check)
             good = {k: v.detach().clone() for k, v in params.items()}
             good_it = it + 1
             hist.losses = [float(l) for l in hist.losses]
             bar.set_postfix(loss=f"{hist.losses[-1]:.4g}", refresh=False)
         last = it + 1 == iterations
-        if o.evaluate is not None and o.eval_every and (
+        if writer and o.evaluate is not None and o.eval_every and (
             (it + 1) % o.eval_every == 0 or last
         ):
             s = to_synset()
@@ -191,7 +193,7 @@ def distill_loop(
         if last:
             hist.finished_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         due = time.monotonic() - t_last >= o.checkpoint_every
-        if ckpt is not None and (due or last):
+        if writer and ckpt is not None and (due or last):
             hist.seconds += time.monotonic() - t0
             t0 = time.monotonic()
             _save(ckpt, it + 1, params, optimizers, g, hist, fp)
@@ -317,6 +319,9 @@ class Distillation:
         # (images, labels) -> the set networks train on (IDC's multi-formation); None:
         # the learned images themselves
         self.decode = None
+        # True: under torchrun each rank computes a share of the loss (its classes or
+        # trajectories) and `update` sums the gradients over the ranks
+        self.shares_work = False
         self.params, self.optimizers = {}, []
         self.config = dict(method=method, dataset=data.info.name, **asdict(settings),
                            seed=self.options.seed)
@@ -377,11 +382,32 @@ class Distillation:
                 self.images.copy_(torch.where(m, keep, self.images))
         return True
 
-    def update(self, loss: torch.Tensor) -> bool:
-        "Gradients of `loss` into the learned tensors, then `step`."
+    def learned(self) -> list:
+        "The tensors the optimisers step (those with grad)."
+        return [p for p in self.params.values() if p.requires_grad]
+
+    def update(self, loss: torch.Tensor) -> torch.Tensor:
+        """Gradients of `loss` into the learned tensors (summed over the ranks), then
+        `step`; returns the loss (detached; summed over the ranks)."""
         self.zero_grad()
-        loss.backward(inputs=[p for p in self.params.values() if p.requires_grad])
-        return self.step(loss)
+        loss.backward(inputs=self.learned())
+        loss = self.sum_over_ranks(loss).detach()
+        self.step(loss)
+        return loss
+
+    def sum_over_ranks(self, loss: torch.Tensor) -> torch.Tensor:
+        """Sum the learned tensors' gradients and `loss` over the ranks of a torchrun
+        group (each rank did its share of the work); alone, `loss` as it is."""
+        if rank_world()[1] == 1:
+            return loss
+        import torch.distributed as dist
+        for p in self.learned():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+        loss = loss.detach().clone()
+        dist.all_reduce(loss)
+        return loss
 
     def decoded(self) -> tuple:
         "(images, labels) a network trains on: `decode` of the learned set, if set."
@@ -406,6 +432,12 @@ class Distillation:
             check: Callable | None = None) -> tuple[SynSet, History]:
         """Run `step(it, g)` for `settings.iterations` in `distill_loop` (the hooks'
         `before_step` first); returns the final set and the `History`."""
+        world = rank_world()[1]
+        if world > 1 and not self.shares_work:
+            raise ValueError(
+                f"{self.method} does not share its work across ranks ({world} were "
+                "started): run it in one process (DC, DSA, DM, MTT and DATM share)")
+
         def hooked(it, g):
             for h in self.hooks:
                 h.before_step(self, it)

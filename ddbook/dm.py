@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from .augment import draw_seed, dsa, resolve_strategy
-from .core import seeded
+from .core import rank_world, seeded
 from .data import ImageData
 from .distill import Distillation, History, RunOptions, split_settings
 from .models import get_model
@@ -176,6 +176,9 @@ def distill_dm(
     pools = data.pools()
     y_real = torch.arange(K, device=dev).repeat_interleave(st.batch_real)
     rank = torch.arange(len(d.images)) % ipc  # position within its class (host)
+    y_cls = torch.arange(K).repeat_interleave(ipc)  # class of each row (host)
+    r, world = rank_world()  # under torchrun, the ranks share the classes
+    d.shares_work = True
     real_chunk = st.real_chunk
     if real_chunk is None:
         real_chunk = st.chunk if dev.type == "cuda" else st.batch_real
@@ -189,9 +192,16 @@ def distill_dm(
         x_real = torch.cat([pools.sample(c, st.batch_real, g) for c in range(K)])
         aug_seed = draw_seed(g)
         d.zero_grad()
-        subsets = [torch.nonzero(rank < k).flatten().to(dev) for k in d.sizes]
-        loss = dm_backward(net, x_real, y_real, d.images, d.labels, K,
+        x_syn, y_syn, pos, (xr, yr) = d.images, d.labels, rank, (x_real, y_real)
+        if world > 1:  # this rank's classes: r, r + world, ... (the draws are all made)
+            xr, yr = x_real[y_real % world == r], y_real[y_real % world == r]
+            rows = torch.nonzero(y_cls % world == r).flatten()
+            x_syn, y_syn = d.images[rows.to(dev)], d.labels[rows.to(dev)]
+            pos = rank[rows]
+        subsets = [torch.nonzero(pos < k).flatten().to(dev) for k in d.sizes]
+        loss = dm_backward(net, xr, yr, x_syn, y_syn, K,
                            st.dsa_strategy, aug_seed, st.chunk, subsets, real_chunk)
+        loss = d.sum_over_ranks(loss)
         d.step(loss)
         return loss
 

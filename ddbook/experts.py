@@ -15,7 +15,8 @@ from torch.nn.utils import vector_to_parameters
 
 from .augment import default_strategy, get_augment, parse_strategy
 from ddbook.core import (
-    make_generator, progress_bar, save_json_atomic, save_torch_atomic, seeded
+    make_generator, progress_bar, rank_world, save_json_atomic, save_torch_atomic,
+    seeded,
 )
 from .data import ImageData
 from .distill import config_fingerprint
@@ -97,6 +98,12 @@ class ExpertStore:
             self.meta = dict(
                 config=json.loads(json.dumps(config)), num_params=None, experts={}
             )
+        for f in sorted(self.folder.glob("expert_*.json")):  # each expert's own record
+            r = json.loads(f.read_text())
+            k = str(int(f.stem.split("_")[1]))
+            if r["epochs"] >= self.epochs(int(k)):
+                self.meta["num_params"] = r.pop("num_params")
+                self.meta["experts"][k] = r
 
     @property
     def config(self) -> dict:
@@ -134,13 +141,17 @@ class ExpertStore:
         return traj.to(device)
 
     def _record(self, k: int, epochs: int, accs: list, P: int):
+        """Expert `k`'s record, in its own `expert_<k>.json` (no two ranks of a torchrun
+        group write the same file) and, by rank 0, in `experts.json`."""
         self.meta["num_params"] = P
-        self.meta["experts"][str(k)] = dict(
+        self.meta["experts"][str(k)] = r = dict(
             epochs=epochs,
             test_acc=[round(a, 2) for a in accs],
             megabytes=round((epochs + 1) * P * 4 / 2**20, 2),
         )
-        save_json_atomic(self.meta, self.folder / "experts.json")
+        save_json_atomic({**r, "num_params": P}, self.path(k).with_suffix(".json"))
+        if rank_world()[0] == 0:
+            save_json_atomic(self.meta, self.folder / "experts.json")
 
     def __len__(self):
         return len(self.meta["experts"])
@@ -277,8 +288,15 @@ def train_experts(
     store = ExpertStore(
         Path(root) / f"{cfg['dataset']}-{model}-{config_fingerprint(cfg)}", cfg
     )
-    todo = [k for k in range(num_experts) if store.epochs(k) < epochs]
+    rank, world = rank_world()  # under torchrun: rank r trains r, r + world, ...
+    todo = [k for k in range(rank, num_experts, world) if store.epochs(k) < epochs]
     for k in progress_bar(todo, desc="experts", disable=not progress or not todo):
         # one bar, per expert: a bar per epoch inside it would redraw two lines
         train_expert(store, data, k, epochs, progress=False)
+    if world > 1:  # every rank waits for all the experts, then reads their records
+        import torch.distributed as dist
+        dist.barrier()
+        store = ExpertStore(store.folder, cfg)
+        if rank == 0:
+            save_json_atomic(store.meta, store.folder / "experts.json")
     return store

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .augment import draw_seed, dsa, resolve_strategy
-from .core import seeded
+from .core import rank_world, seeded
 from .data import ImageData
 from .dd import sgd_step, unroll
 from .distill import Distillation, History, RunOptions, split_settings
@@ -23,7 +23,7 @@ from .synset import SynSet
 
 # %% auto #0
 __all__ = ['GRAD_MODES', 'random_batches', 'trajectory_loss', 'step_graph_mb', 'free_memory_mb', 'student_unroll', 'MTTSettings',
-           'distill_mtt']
+           'check_batch_traj', 'distill_mtt']
 
 # %% ../nbs/mtt.ipynb #fa5082a5
 def random_batches(
@@ -204,6 +204,17 @@ class MTTSettings:
     dsa_strategy: str | None = "default"  # in the student steps; None: off
     init: str = "real"  # "real" or "noise"
     num_experts: int | None = None  # use only the first experts of the store
+    # trajectories matched per iteration (the mean of their losses; the paper: 1);
+    # under torchrun the ranks share them, so the world size must divide it
+    batch_traj: int = 1
+
+def check_batch_traj(batch_traj: int):
+    "Refuse a `batch_traj` the ranks of this process group cannot share evenly."
+    world = rank_world()[1]
+    if batch_traj < 1 or batch_traj % world:
+        raise ValueError(
+            f"batch_traj={batch_traj} trajectories per iteration cannot be shared by "
+            f"{world} ranks: make it a positive multiple of the world size")
 
 def _check_experts(st: MTTSettings, store: ExpertStore, data: ImageData) -> list:
     "The ids of the experts `st` can use; a clear error for a mismatch."
@@ -226,6 +237,7 @@ def _check_experts(st: MTTSettings, store: ExpertStore, data: ImageData) -> list
             f"unknown grad_mode {st.grad_mode!r}; choose one of: "
             f"{', '.join(GRAD_MODES)}"
         )
+    check_batch_traj(st.batch_traj)
     need = st.max_start_epoch + st.expert_epochs
     ids = store.available(need)[: st.num_experts]
     if not ids:
@@ -264,22 +276,36 @@ def distill_mtt(
             torch.optim.SGD([d.images], lr=st.lr_img, momentum=0.5))
     d.learn_lr(lr0, st.lr_lr)
     d.start_epochs = (st.min_start_epoch, st.max_start_epoch)  # a hook may move it
+    d.shares_work = True  # under torchrun, the ranks share the trajectories
     s = st.dsa_strategy
 
-    def step(it, g):
+    def draw(g):
+        "One trajectory's draws: expert, start epoch, student batches, DSA seeds."
         k = int(torch.randint(len(trajs), (1,), generator=g))
         t = int(torch.randint(*d.start_epochs, (1,), generator=g))
-        w_start = trajs[k][t].to(dev)
-        w_target = trajs[k][t + st.expert_epochs].to(dev)
         batches = random_batches(len(d.images), st.batch_syn, st.syn_steps, g, dev)
-        seeds = [draw_seed(g) for _ in batches]
+        return k, t, batches, [draw_seed(g) for _ in batches]
+
+    def match(k, t, batches, seeds):
+        w_start, w_target = (trajs[k][e].to(dev) for e in (t, t + st.expert_epochs))
         augment = (None if s is None else
                    (lambda x, n: dsa(x, s, seeds[n], siamese=False)))
         w_end = student_unroll(net, w_start, d.images, d.labels, d.lr, batches,
                                augment, st.grad_mode, st.grad_budget_mb)
-        loss = trajectory_loss(w_end, w_start, w_target)
-        d.update(loss)
-        return loss.detach()
+        return trajectory_loss(w_end, w_start, w_target)
+
+    def step(it, g):
+        draws = [draw(g) for _ in range(st.batch_traj)]  # the same on every rank
+        rank, world = rank_world()
+        d.zero_grad()
+        total = 0.0
+        for j in range(rank, st.batch_traj, world):  # this rank's share
+            loss = match(*draws[j]) / st.batch_traj
+            loss.backward(inputs=d.learned())  # (the graph is freed per trajectory)
+            total = total + loss.detach()
+        loss = d.sum_over_ranks(total)
+        d.step(loss)
+        return loss
 
     def check():
         lr = float(d.lr.detach())

@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from ddbook import cli
+import ddbook.__main__ as cli
 import test_configs as tc
 
 METHODS = list(cli._methods())
@@ -14,14 +14,16 @@ CONFIGS = [p for p in tc.CONFIGS if p.name.split("_")[0] in METHODS]
 
 
 def test_there_are_configs_for_the_command_line():
-    assert {p.name.split("_")[0] for p in CONFIGS} >= {"dc", "dsa", "dm", "idc", "kip", "frepo", "mdc"}
+    assert {p.name.split("_")[0] for p in CONFIGS} >= {"dc", "dsa", "dm", "idc", "kip", "frepo", "mdc", "mtt", "datm"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_is_a_valid_command(path):
     cfg = yaml.safe_load(path.read_text())
-    data_kw, kw, eval_kw = cli.distill_call(path.name.split("_")[0], cfg)
+    data_kw, kw, eval_kw, exp_kw = cli.distill_call(path.name.split("_")[0], cfg)
     assert data_kw["dataset"] == cfg["dataset"] and kw["out_dir"] == cfg["out_dir"]
+    if exp_kw is not None:  # one config serves `ddbook experts` too
+        assert exp_kw["root"] == cfg["expert_dir"] and exp_kw["num_experts"] == cfg["num_experts"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -32,14 +34,16 @@ def test_chapter_keys_are_command_keys(method):
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "ddbook.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "ddbook", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_module_entry_point_and_errors():
     r = run("--help")
-    assert r.returncode == 0 and "distill" in r.stdout and "evaluate" in r.stdout
-    r = run("distill", "mtt")
-    assert r.returncode == 2 and "mtt is not in the command line yet" in r.stderr
+    assert r.returncode == 0 and all(c in r.stdout for c in ("distill", "experts", "evaluate"))
+    r = run("distill", "dq")
+    assert r.returncode == 2 and "dq is not in the command line yet" in r.stderr
+    r = run("experts", "--set", "num_expert=3")
+    assert r.returncode == 2 and "did you mean 'num_experts'" in r.stderr
     r = run("distill", "dm", "--set", "lr_img=fast")
     assert r.returncode == 2 and "lr_img='fast' is a str; lr_img takes float" in r.stderr
     r = run("distill", "dm", "-f", "no/such.yaml")

@@ -54,4 +54,6 @@ rc=0; "$WORK/venv/bin/ddbook" distill nomethod 2> "$WORK/cli_err.txt" || rc=$?
 if [ "$rc" != 2 ] || ! grep -q "unknown method 'nomethod'" "$WORK/cli_err.txt"; then
   echo "FAIL: ddbook distill nomethod: exit status $rc, $(cat "$WORK/cli_err.txt")"; exit 1
 fi
+(cd "$WORK" && env -u PYTHONPATH "$WORK/venv/bin/python" -m ddbook experts --help > /dev/null) \
+  || { echo "FAIL: python -m ddbook experts --help"; exit 1; }
 echo "command line: OK"
