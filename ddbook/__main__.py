@@ -17,7 +17,7 @@ import yaml
 from .distill import RunOptions
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'EXPERT_KEYS', 'TRAJECTORY', 'NOT_YET', 'EVAL_KEYS', 'parse_sets', 'load_config', 'check_value',
+__all__ = ['RUN_KEYS', 'PROTOCOL_KEYS', 'EXPERT_KEYS', 'TRAJECTORY', 'EVAL_KEYS', 'parse_sets', 'load_config', 'check_value',
            'method_keys', 'distill_call', 'run_distill', 'run_experts', 'run_evaluate', 'main']
 
 # %% ../nbs/cli.ipynb #95fb98be
@@ -68,13 +68,18 @@ RUN_KEYS = {
     "zca": ("bool", False),  # ZCA-whiten the dataset (MTT's configs)
     "width": ("int | None", None),  # the network's width; None: the model's default
     "norm": ("str | None", None),  # the ConvNet's normalisation; None: its default
+    "eval_model": ("str | None", None),  # the protocol's network (None: the method's)
     "eval_epochs": ("int", 300),  # the protocol: networks trained per set ...
     "eval_runs": ("int", 3),  # ... how many
     "eval_aug": ("str", "dsa"),  # ... with which augmentation ("none", "dsa", ...)
     "eval_batch": ("int", 256),  # ... and minibatch
+    "eval_lr": ("float | None", None),  # ... lr (None: the set's learned lr, or 0.01)
+    "eval_schedule": ("str", "step"),  # ... and its schedule ("step", "cosine", ...)
     **{f.name: (f.type, f.default) for f in dataclasses.fields(RunOptions)
        if f.name != "evaluate"},
 }
+PROTOCOL_KEYS = ("eval_model", "eval_epochs", "eval_runs", "eval_aug", "eval_batch",
+                 "eval_lr", "eval_schedule")
 
 # the experts a trajectory method matches (the experts chapter's keys)
 EXPERT_KEYS = {
@@ -88,11 +93,11 @@ EXPERT_KEYS = {
     "dsa_strategy": ("str | None", "default"),  # their augmentation (and the student's)
     "seed": ("int", 0),
 }
-TRAJECTORY = ("mtt", "datm")
+TRAJECTORY = ("mtt", "datm", "selmatch")
 
 def _methods() -> dict:
     "name -> (distill function, settings dataclasses, keys only its chapter uses)."
-    from ddbook import datm, dc, dd, dm, dsa, frepo, idc, kip, mdc, mtt
+    from ddbook import datm, dc, dd, dm, dq, dsa, frepo, idc, kip, mdc, mtt, selmatch
     return {
         "dd": (dd.distill_dd, (dd.DDSettings,), ("fixed_iterations",)),
         "dc": (dc.distill_dc, (dc.DCSettings,), ()),
@@ -105,20 +110,19 @@ def _methods() -> dict:
         "mtt": (mtt.distill_mtt, (mtt.MTTSettings,), ()),
         "datm": (datm.distill_datm, (datm.DATMSettings, mtt.MTTSettings),
                  ("ablation",)),
+        "selmatch": (selmatch.distill_selmatch,
+                     (selmatch.SelMatchSettings, mtt.MTTSettings),
+                     ("dm_iterations", "dm_lr_img", "coverage_ipcs")),
+        "dq": (dq.distill_dq, (dq.DQSettings,), ("other_ipcs", "draws")),  # a selection
     }
-
-NOT_YET = ("selmatch", "dq")  # run by their chapters (papermill)
 
 # %% ../nbs/cli.ipynb #aa3260fd
 def method_keys(method: str, base: str = "dm") -> dict:
     "name -> annotation of every key `method` takes (MDC: with its `base`'s)."
     methods = _methods()
     if method not in methods:
-        later = (f"; {method} is not in the command line yet, run its chapter: "
-                 f"papermill nbs/{method}.ipynb out.ipynb -f CONFIG.yaml"
-                 if method in NOT_YET else "")
         raise ValueError(f"unknown method {method!r}; choose one of: "
-                         f"{', '.join(methods)}{later}")
+                         f"{', '.join(methods)}")
     _, settings, chapter_only = methods[method]
     extra = {k: a for k, (a, _) in EXPERT_KEYS.items()} if method in TRAJECTORY else {}
     if method == "mdc":
@@ -165,9 +169,11 @@ def distill_call(method: str, params: dict) -> tuple[dict, dict, dict, dict | No
     data_kw = {k: p.pop(k) for k in ("dataset", "device", "zca")}
     mk = {k: p.pop(k) for k in ("width", "norm") if p.get(k) is not None}
     p.pop("width", None); p.pop("norm", None)
-    eval_kw = {k: p.pop(k) for k in ("eval_epochs", "eval_runs", "eval_aug",
-                                      "eval_batch")}
-    eval_kw["model"], eval_kw["model_kwargs"] = p.get("model", "ConvNet"), mk
+    if method == "selmatch" and "eval_aug" not in params:
+        p["eval_aug"] = "combined"  # DSA on the distilled images, crop on the real
+    eval_kw = {k: p.pop(k) for k in PROTOCOL_KEYS}
+    eval_kw["model"] = eval_kw.pop("eval_model") or p.get("model", "ConvNet")
+    eval_kw["model_kwargs"] = mk
     for k in chapter_only: p.pop(k, None)
     if not trajectory:
         if mk: p["model_kwargs"] = mk
@@ -185,12 +191,16 @@ def _protocol(data, eval_kw: dict):
     from ddbook.augment import default_strategy
     from ddbook.train import EvalProtocol
     aug = eval_kw.get("eval_aug", "dsa")
+    lr, strategy = eval_kw.get("eval_lr"), default_strategy(data.info.name)
+    aug_kwargs = {"dsa": {"strategy": strategy},
+                  "combined": {"strategy": strategy, "flip": "flip" in strategy}}
     return EvalProtocol(
         model=eval_kw["model"], model_kwargs=eval_kw["model_kwargs"],
         epochs=eval_kw["eval_epochs"], runs=eval_kw["eval_runs"],
-        batch_size=eval_kw.get("eval_batch", 256), aug=aug,
-        aug_kwargs={"strategy": default_strategy(data.info.name)}
-        if aug == "dsa" else {})
+        batch_size=eval_kw.get("eval_batch", 256),
+        schedule=eval_kw.get("eval_schedule", "step"), aug=aug,
+        aug_kwargs=aug_kwargs.get(aug, {}),
+        **({} if lr is None else {"lr": lr, "use_synset_lr": False}))
 
 def _data(data_kw: dict):
     from ddbook.core import get_device
@@ -202,6 +212,24 @@ def _experts(data, exp_kw: dict, progress: bool):
     "The store of the experts `exp_kw` asks for, training what is missing."
     from ddbook.experts import train_experts
     return train_experts(data, progress=progress, **exp_kw)
+
+def _selmatch(data, ipc, kw: dict, exp_kw: dict, protocol, store) -> tuple:
+    """SelMatch's arguments before its keywords (taking its own keys out of `kw`);
+    random real images judged with DSA (the combined augmentation needs a set that
+    records its distilled images); its settings, the window start found."""
+    from ddbook.augment import default_strategy
+    from ddbook.selmatch import SelMatchSettings, selmatch_window
+    from ddbook.synset import random_synset
+    mine = {f.name for f in dataclasses.fields(SelMatchSettings)}
+    st = SelMatchSettings(**{k: kw.pop(k) for k in list(kw) if k in mine})
+    dsa_eval = dataclasses.replace(
+        protocol, aug="dsa", aug_kwargs={"strategy": default_strategy(data.info.name)})
+    proxy = dataclasses.replace(dsa_eval, epochs=st.proxy_epochs, runs=1)
+    difficulty, beta, search = selmatch_window(
+        data, ipc, st, exp_kw["model"], exp_kw["model_kwargs"], proxy, kw["seed"])
+    rnd = dsa_eval(random_synset(data, ipc, kw["seed"]), data, kw["seed"])
+    recorded = {**dataclasses.asdict(st), "beta": beta, "window_search": search}
+    return (difficulty, st.alpha, beta, "mtt", store), rnd, recorded
 
 def run_distill(method: str, params: dict) -> dict | None:
     """Distil, evaluate and write a run of `method` with the setting `params` (under
@@ -221,15 +249,23 @@ def run_distill(method: str, params: dict) -> dict | None:
         check_batch_traj(kw.get("batch_traj", 1))  # before the experts' hours
         with timer("experts"):
             args = (_experts(data, exp_kw, kw["progress"]),)
+    random_result, recorded = None, {}
+    if method == "selmatch":  # its scores and window, then MTT from there
+        args, random_result, recorded = _selmatch(data, ipc, kw, exp_kw, protocol,
+                                                  args[0])
     with timer("distill"):
-        syn, hist = fn(data, ipc, *args, **kw)
-    timer["distill"] = hist.seconds  # the run's own time, also when only loaded
+        out = fn(data, ipc, *args, **kw)
+    syn, hist = out if isinstance(out, tuple) else (out, None)  # DQ: a selection
+    if hist is not None:
+        timer["distill"] = hist.seconds  # the run's own time, also when only loaded
     if not lead:
         return None
-    print(f"{method}: {hist.summary()}")
+    print(f"{method}: {hist.summary() if hist else 'selected'}")
     m = write_run(kw["out_dir"], syn, data, protocol, seed, timer,
-                  progress=kw["progress"], losses=hist.losses,
-                  settings={k: v for k, v in kw.items() if k != "evaluate"})
+                  progress=kw["progress"], random_result=random_result,
+                  **({"losses": hist.losses} if hist else {}),
+                  settings={**{k: v for k, v in kw.items() if k != "evaluate"},
+                            **recorded})
     print(f"{method} IPC {m['ipc']}: {m['acc_mean']:.1f} ± {m['acc_std']:.1f} % "
           f"(random real images {m['random_acc_mean']:.1f} %); written to "
           f"{kw['out_dir']}")
@@ -252,8 +288,8 @@ def run_experts(params: dict):
 
 # %% ../nbs/cli.ipynb #2df4eba8
 EVAL_KEYS = {"dataset": "str | None", "device": "str", "model": "str",
-             "width": "int | None", "norm": "str | None", "eval_epochs": "int",
-             "eval_runs": "int", "eval_aug": "str", "eval_batch": "int", "seed": "int"}
+             "width": "int | None", "norm": "str | None", "seed": "int",
+             **{k: RUN_KEYS[k][0] for k in PROTOCOL_KEYS}}
 
 def run_evaluate(set_dir, params: dict) -> dict:
     """Judge the set saved in `set_dir` under the book's protocol (any model of the
@@ -266,8 +302,8 @@ def run_evaluate(set_dir, params: dict) -> dict:
         check_value(k, v, EVAL_KEYS[k])
     if not (Path(set_dir) / "synset.pt").is_file():
         raise ValueError(f"{set_dir} holds no synset.pt (a folder written by ddbook)")
-    p = {"device": "auto", "model": "ConvNet", "eval_epochs": 300, "eval_runs": 3,
-         "eval_aug": "dsa", "eval_batch": 256, "seed": 0, **params}
+    p = {"device": "auto", "model": "ConvNet", "seed": 0,
+         **{k: RUN_KEYS[k][1] for k in PROTOCOL_KEYS}, **params}
     MODELS.get(p["model"])
     s = SynSet.load(set_dir)
     data = _data({"dataset": p.get("dataset") or s.meta["dataset"], "zca": False,
@@ -276,7 +312,7 @@ def run_evaluate(set_dir, params: dict) -> dict:
     r = _protocol(data, p)(s, data, p["seed"], progress=True)
     out = dict(set=str(set_dir), model=p["model"], model_kwargs=p["model_kwargs"],
                accs=r.accs, acc_mean=r.mean, acc_std=r.std, protocol={k: p[k] for k in (
-                   "eval_epochs", "eval_runs", "eval_aug", "eval_batch", "seed")})
+                   *PROTOCOL_KEYS, "seed")})
     save_json_atomic(out, Path(set_dir) / f"evaluate_{p['model']}.json")
     print(f"{set_dir} on {p['model']}: {r}")
     return out

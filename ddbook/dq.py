@@ -5,15 +5,20 @@
 # %% ../nbs/dq.ipynb #4db8ffe9
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .baselines import SELECTIONS
+from .baselines import SELECTIONS, select, train_feature_net
+from .data import ImageData
+from .distill import RunOptions, split_settings
+from .synset import SynSet
 
 # %% auto #0
 __all__ = ['gradient_embedding', 'cosine_similarity', 'graphcut', 'quantize_bins', 'sample_bins', 'dataset_quantization',
-           'graphcut_coreset']
+           'graphcut_coreset', 'DQSettings', 'distill_dq']
 
 # %% ../nbs/dq.ipynb #46341fc8
 @torch.no_grad()
@@ -101,3 +106,29 @@ def dataset_quantization(
 def graphcut_coreset(f: torch.Tensor, k: int, lam: float = 1.0, **_) -> torch.Tensor:
     "One greedy GraphCut selection of `k` rows of `f`: DQ's first bin, of size `k`."
     return graphcut(cosine_similarity(f), k, lam)
+
+# %% ../nbs/dq.ipynb #994b3342
+@dataclass
+class DQSettings:
+    "DQ's settings, by the chapter's names (the keys of a DQ config file)."
+
+    ipc: int = 10  # images per class
+    bins: int = 10  # B (official: 10)
+    lam: float = 1.0  # GraphCut's λ (official: 1)
+    model: str = "ConvNet"  # the feature network (official: an ImageNet ResNet-18)
+    model_kwargs: dict = field(default_factory=dict)
+    feature_epochs: int = 10  # its training on the data
+
+def distill_dq(
+    data: ImageData,
+    ipc: int = 10,
+    **kw,  # any field of `DQSettings`; of `RunOptions`, only `seed` is used
+) -> SynSet:
+    """DQ from the data: a feature network trained on it, its gradient embeddings,
+    then `ipc` images per class sampled from `bins` GraphCut bins."""
+    st, opts = split_settings({"ipc": ipc, **kw}, DQSettings, RunOptions)
+    net, _, _ = train_feature_net(data, st.model, st.model_kwargs,
+                                  epochs=st.feature_epochs, seed=opts.seed)
+    grads = gradient_embedding(net, data.x_train, data.y_train)
+    return select(data, "dq", ipc, features=grads, seed=opts.seed, bins=st.bins,
+                  lam=st.lam)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,8 @@ from .synset import SynSet, check_ipc, synset_from_indices
 
 # %% auto #0
 __all__ = ['SELMATCH_BASES', 'load_scores', 'hardest_first', 'window_indices', 'partial_mask', 'score_net', 'sliding_window',
-           'selmatch_init', 'SelMatchInit', 'distill_selmatch', 'distilled_mask', 'combined_augment', 'nn_radius',
-           'coverage', 'hard_half', 'coverage_report']
+           'SelMatchSettings', 'selmatch_window', 'selmatch_init', 'SelMatchInit', 'distill_selmatch', 'distilled_mask',
+           'combined_augment', 'nn_radius', 'coverage', 'hard_half', 'coverage_report']
 
 # %% ../nbs/selmatch.ipynb #ef900cbf
 def load_scores(
@@ -216,6 +216,39 @@ def sliding_window(
             synset_from_indices(data, w, "window"), judge, seed
         ).mean
     return out
+
+# %% ../nbs/selmatch.ipynb #ae4eff13
+@dataclass
+class SelMatchSettings:
+    "What SelMatch adds to its base's settings, by the paper's names."
+
+    scores: str = "forgetting"  # "forgetting" (computed) or a score file (.npy, .npz)
+    score_epochs: int = 15  # the network that counts the forgetting events
+    score_dir: str | None = "runs/scores"  # where its scores are kept; None, "": not
+    alpha: float = 0.2  # fraction of each class distilled
+    beta: float | None = None  # window start in units of ipc; None: searched
+    betas: list = field(default_factory=lambda: [i / 10 for i in range(10)])
+    proxy_epochs: int = 100  # epochs of the search's proxy networks
+
+def selmatch_window(
+    data: ImageData,
+    ipc: int,
+    st: SelMatchSettings,
+    model: str,  # the score network's architecture
+    model_kwargs: dict,
+    proxy,  # the EvalProtocol of the search's proxy networks
+    seed: int = 0,
+) -> tuple:
+    """(difficulty, beta, search): the scores `st` names, and its window start or the
+    best of the sliding-window search (`search`: {beta: accuracy}, {} if not run)."""
+    _, _, forgetting = score_net(data, model, model_kwargs, st.score_epochs, seed,
+                                 st.score_dir or None)
+    difficulty = forgetting if st.scores == "forgetting" else load_scores(st.scores,
+                                                                          data)
+    if st.beta is not None:
+        return difficulty, st.beta, {}
+    search = sliding_window(data, difficulty, ipc, st.betas, proxy, seed)
+    return difficulty, max(search, key=search.get), search
 
 # %% ../nbs/selmatch.ipynb #d56ebed9
 def selmatch_init(

@@ -14,7 +14,7 @@ CONFIGS = [p for p in tc.CONFIGS if p.name.split("_")[0] in METHODS]
 
 
 def test_there_are_configs_for_the_command_line():
-    assert {p.name.split("_")[0] for p in CONFIGS} >= {"dc", "dsa", "dm", "idc", "kip", "frepo", "mdc", "mtt", "datm"}
+    assert {p.name.split("_")[0] for p in CONFIGS} >= {"dc", "dsa", "dm", "idc", "kip", "frepo", "mdc", "mtt", "datm", "selmatch", "dq"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -40,8 +40,8 @@ def run(*args):
 def test_module_entry_point_and_errors():
     r = run("--help")
     assert r.returncode == 0 and all(c in r.stdout for c in ("distill", "experts", "evaluate"))
-    r = run("distill", "dq")
-    assert r.returncode == 2 and "dq is not in the command line yet" in r.stderr
+    r = run("distill", "mttt")
+    assert r.returncode == 2 and "unknown method 'mttt'; choose one of:" in r.stderr
     r = run("experts", "--set", "num_expert=3")
     assert r.returncode == 2 and "did you mean 'num_experts'" in r.stderr
     r = run("distill", "dm", "--set", "lr_img=fast")
