@@ -1,11 +1,13 @@
 """torchrun with gloo on this CPU: two ranks train the same expert store as one process; a two-rank trajectory
 distillation (the ranks share the trajectories of each iteration) equals one rank doing the same work, and so do DM,
-DC and DSA (the ranks share the classes); a method that does not share refuses to run on several ranks."""
+DC and DSA (the ranks share the classes); a run killed in one process resumes on two ranks to the same set; a method
+that does not share refuses to run on several ranks."""
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -90,3 +92,24 @@ def test_work_that_cannot_be_shared_is_refused(stores, tmp_path):
     out = refused(tmp_path, "distill", "dd", "--set", "dataset=digits", "ipc=1", "iterations=2", "width=8",
                   f"out_dir={tmp_path / 'y'}")
     assert "dd does not share its work across ranks (2 were started): run it in one process" in out
+
+
+def test_a_killed_run_resumes_on_another_world_size(stores, tmp_path):
+    "One process killed mid-run, resumed by two ranks: the set of one uninterrupted process."
+    keys = [*MTT, "iterations=40", "batch_traj=2", "checkpoint_every=0", f"expert_dir={stores / 'one'}"]
+    ddbook(0, "distill", "mtt", "--set", *keys, f"out_dir={tmp_path / 'whole'}")
+    out, ckpt = tmp_path / "cut", tmp_path / "cut" / "checkpoint.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "ddbook", "distill", "mtt", "--set", *keys, f"out_dir={out}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    t0 = time.monotonic()
+    while not ckpt.exists() and p.poll() is None and time.monotonic() - t0 < 300:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.kill(); p.wait()
+    at = torch.load(ckpt, weights_only=False)["iteration"]
+    assert 0 < at < 40, f"the run was not cut mid-way (checkpoint at iteration {at})"
+    log = ddbook(2, "distill", "mtt", "--set", *keys, f"out_dir={out}")
+    assert f"resuming at iteration {at} of 40" in log
+    a, b = SynSet.load(tmp_path / "whole"), SynSet.load(out)
+    assert torch.allclose(a.images, b.images, atol=1e-5) and torch.allclose(a.lr, b.lr, rtol=1e-5)
