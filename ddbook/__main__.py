@@ -213,7 +213,7 @@ def _experts(data, exp_kw: dict, progress: bool):
     from ddbook.experts import train_experts
     return train_experts(data, progress=progress, **exp_kw)
 
-def _selmatch(data, ipc, kw: dict, exp_kw: dict, protocol, store) -> tuple:
+def _selmatch(data, ipc, kw: dict, exp_kw: dict, protocol, store, timer) -> tuple:
     """SelMatch's arguments before its keywords (taking its own keys out of `kw`);
     random real images judged with DSA (the combined augmentation needs a set that
     records its distilled images); its settings, the window start found."""
@@ -225,8 +225,9 @@ def _selmatch(data, ipc, kw: dict, exp_kw: dict, protocol, store) -> tuple:
     dsa_eval = dataclasses.replace(
         protocol, aug="dsa", aug_kwargs={"strategy": default_strategy(data.info.name)})
     proxy = dataclasses.replace(dsa_eval, epochs=st.proxy_epochs, runs=1)
-    difficulty, beta, search = selmatch_window(
-        data, ipc, st, exp_kw["model"], exp_kw["model_kwargs"], proxy, kw["seed"])
+    _, difficulty, beta, search = selmatch_window(
+        data, ipc, st, exp_kw["model"], exp_kw["model_kwargs"], proxy, kw["seed"],
+        timer)
     rnd = dsa_eval(random_synset(data, ipc, kw["seed"]), data, kw["seed"])
     recorded = {**dataclasses.asdict(st), "beta": beta, "window_search": search}
     return (difficulty, st.alpha, beta, "mtt", store), rnd, recorded
@@ -252,7 +253,7 @@ def run_distill(method: str, params: dict) -> dict | None:
     random_result, recorded = None, {}
     if method == "selmatch":  # its scores and window, then MTT from there
         args, random_result, recorded = _selmatch(data, ipc, kw, exp_kw, protocol,
-                                                  args[0])
+                                                  args[0], timer)
     with timer("distill"):
         out = fn(data, ipc, *args, **kw)
     syn, hist = out if isinstance(out, tuple) else (out, None)  # DQ: a selection

@@ -401,13 +401,17 @@ class Distillation:
         if rank_world()[1] == 1:
             return loss
         import torch.distributed as dist
-        for p in self.learned():
+        ps = list(self.learned())
+        for p in ps:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad)
-        loss = loss.detach().clone()
-        dist.all_reduce(loss)
-        return loss
+        # one all-reduce for everything: the gradients end to end, then the loss
+        flat = torch.cat([p.grad.reshape(-1) for p in ps]
+                         + [loss.detach().reshape(1).to(ps[0].grad.dtype)])
+        dist.all_reduce(flat)
+        for p, g in zip(ps, flat[:-1].split([p.numel() for p in ps])):
+            p.grad.copy_(g.view_as(p))
+        return flat[-1].to(loss.dtype)
 
     def decoded(self) -> tuple:
         "(images, labels) a network trains on: `decode` of the learned set, if set."

@@ -182,6 +182,10 @@ def distill_dm(
     real_chunk = st.real_chunk
     if real_chunk is None:
         real_chunk = st.chunk if dev.type == "cuda" else st.batch_real
+    # this rank's rows (all of them alone): classes r, r + world, ..., found once
+    mine = torch.nonzero(y_cls % world == r).flatten()
+    pos, mine_dev, real_mine = rank[mine], mine.to(dev), y_real % world == r
+    subsets = {}  # by the sizes (MDC): the rows of the first k of every class
 
     def step(it, g):
         with seeded(int(torch.randint(2**31, (1,), generator=g))):
@@ -192,15 +196,15 @@ def distill_dm(
         x_real = torch.cat([pools.sample(c, st.batch_real, g) for c in range(K)])
         aug_seed = draw_seed(g)
         d.zero_grad()
-        x_syn, y_syn, pos, (xr, yr) = d.images, d.labels, rank, (x_real, y_real)
-        if world > 1:  # this rank's classes: r, r + world, ... (the draws are all made)
-            xr, yr = x_real[y_real % world == r], y_real[y_real % world == r]
-            rows = torch.nonzero(y_cls % world == r).flatten()
-            x_syn, y_syn = d.images[rows.to(dev)], d.labels[rows.to(dev)]
-            pos = rank[rows]
-        subsets = [torch.nonzero(pos < k).flatten().to(dev) for k in d.sizes]
-        loss = dm_backward(net, xr, yr, x_syn, y_syn, K,
-                           st.dsa_strategy, aug_seed, st.chunk, subsets, real_chunk)
+        x_syn, y_syn, xr, yr = d.images, d.labels, x_real, y_real
+        if world > 1:  # this rank's share (every rank makes all the draws)
+            xr, yr = x_real[real_mine], y_real[real_mine]
+            x_syn, y_syn = d.images[mine_dev], d.labels[mine_dev]
+        sizes = tuple(d.sizes)
+        if sizes not in subsets:
+            subsets[sizes] = [torch.nonzero(pos < k).flatten().to(dev) for k in sizes]
+        loss = dm_backward(net, xr, yr, x_syn, y_syn, K, st.dsa_strategy, aug_seed,
+                           st.chunk, subsets[sizes], real_chunk)
         loss = d.sum_over_ranks(loss)
         d.step(loss)
         return loss

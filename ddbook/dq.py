@@ -18,7 +18,7 @@ from .synset import SynSet
 
 # %% auto #0
 __all__ = ['gradient_embedding', 'cosine_similarity', 'graphcut', 'quantize_bins', 'sample_bins', 'dataset_quantization',
-           'graphcut_coreset', 'DQSettings', 'distill_dq']
+           'graphcut_coreset', 'DQSettings', 'dq_features', 'distill_dq']
 
 # %% ../nbs/dq.ipynb #46341fc8
 @torch.no_grad()
@@ -119,6 +119,14 @@ class DQSettings:
     model_kwargs: dict = field(default_factory=dict)
     feature_epochs: int = 10  # its training on the data
 
+def dq_features(data: ImageData, model: str = "ConvNet", model_kwargs=None,
+                epochs: int = 10, seed: int = 0) -> tuple:
+    """(net, features, gradients): the feature network trained `epochs` on the data,
+    its penultimate features and its gradient embeddings of the training images."""
+    net, feats, _ = train_feature_net(data, model, model_kwargs, epochs=epochs,
+                                      seed=seed)
+    return net, feats, gradient_embedding(net, data.x_train, data.y_train)
+
 def distill_dq(
     data: ImageData,
     ipc: int = 10,
@@ -127,8 +135,7 @@ def distill_dq(
     """DQ from the data: a feature network trained on it, its gradient embeddings,
     then `ipc` images per class sampled from `bins` GraphCut bins."""
     st, opts = split_settings({"ipc": ipc, **kw}, DQSettings, RunOptions)
-    net, _, _ = train_feature_net(data, st.model, st.model_kwargs,
-                                  epochs=st.feature_epochs, seed=opts.seed)
-    grads = gradient_embedding(net, data.x_train, data.y_train)
+    grads = dq_features(data, st.model, st.model_kwargs, st.feature_epochs,
+                        opts.seed)[2]
     return select(data, "dq", ipc, features=grads, seed=opts.seed, bins=st.bins,
                   lam=st.lam)

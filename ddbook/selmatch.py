@@ -16,7 +16,7 @@ import torch
 
 from .augment import AUGMENTS, DSA_STRATEGY, DSAParams, get_augment
 from .baselines import embed_all, train_feature_net
-from .core import atomic_write_bytes, make_generator
+from .core import PhaseTimer, atomic_write_bytes, make_generator
 from .data import ImageData
 from .distill import History, Hook
 from .dm import distill_dm
@@ -238,17 +238,22 @@ def selmatch_window(
     model_kwargs: dict,
     proxy,  # the EvalProtocol of the search's proxy networks
     seed: int = 0,
+    timer: PhaseTimer | None = None,  # times the phases "scores", "window_search"
 ) -> tuple:
-    """(difficulty, beta, search): the scores `st` names, and its window start or the
-    best of the sliding-window search (`search`: {beta: accuracy}, {} if not run)."""
-    _, _, forgetting = score_net(data, model, model_kwargs, st.score_epochs, seed,
-                                 st.score_dir or None)
-    difficulty = forgetting if st.scores == "forgetting" else load_scores(st.scores,
-                                                                          data)
+    """(net, difficulty, beta, search): the forgetting scores' network, the scores `st`
+    names, and its window start or the best of the sliding-window search (`search`:
+    {beta: accuracy}, {} if not run)."""
+    timer = PhaseTimer() if timer is None else timer
+    with timer("scores"):
+        net, _, forgetting = score_net(data, model, model_kwargs, st.score_epochs,
+                                       seed, st.score_dir or None)
+        difficulty = (forgetting if st.scores == "forgetting"
+                      else load_scores(st.scores, data))
     if st.beta is not None:
-        return difficulty, st.beta, {}
-    search = sliding_window(data, difficulty, ipc, st.betas, proxy, seed)
-    return difficulty, max(search, key=search.get), search
+        return net, difficulty, st.beta, {}
+    with timer("window_search"):
+        search = sliding_window(data, difficulty, ipc, st.betas, proxy, seed)
+    return net, difficulty, max(search, key=search.get), search
 
 # %% ../nbs/selmatch.ipynb #d56ebed9
 def selmatch_init(
