@@ -235,15 +235,15 @@ class ClassPools:
         "All training images of class `c` (a view, no copy)."
         return self.x[self.offsets[c] : self.offsets[c + 1]]
 
-    def sample(
+    def indices(
         self,
         c: int,  # class index
         n: int,  # how many images
         # source of randomness; its device draws the indices
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """`n` random images of class `c`: without replacement when `n` <= the class
-        count."""
+        """Rows of `self.x` of `n` random images of class `c` (on the generator's
+        device): without replacement when `n` <= the class count."""
         count = self.counts[c]
         if count == 0:
             raise ValueError(f"class {c} has no training images to sample from")
@@ -252,7 +252,20 @@ class ClassPools:
             idx = torch.randperm(count, generator=generator, device=device)[:n]
         else:
             idx = torch.randint(count, (n,), generator=generator, device=device)
-        return self.get(c)[idx.to(self.x.device)]
+        return idx + self.offsets[c]
+
+    def sample(
+        self,
+        c,  # a class index, or a sequence of them
+        n: int,  # how many images of each class
+        generator: torch.Generator | None = None,  # as in `indices`
+    ) -> torch.Tensor:
+        """`n` random images of class `c` (`indices`); of each class of a sequence `c`,
+        class after class, drawn in that order (one copy of the indices to the images'
+        device, however many classes)."""
+        classes = [c] if isinstance(c, int) else list(c)
+        idx = torch.cat([self.indices(k, n, generator) for k in classes])
+        return self.x[idx.to(self.x.device)]
 
     def __repr__(self):
         n, dev = len(self.x), self.x.device

@@ -123,14 +123,15 @@ def match_loss(
     current `net`, differentiable in `x_syn`."""
     dist = DISTANCES.get(distance)
     loss = x_syn.new_zeros(())
+    rows, seeds = [], []  # drawn in the order of a class-by-class loop, on the host
     for c in range(pools.num_classes):
-        x_real, xs = (
-            pools.sample(c, batch_real, generator),
-            x_syn[c * ipc : (c + 1) * ipc],
-        )
-        seed = None if augment is None else draw_seed(generator)
+        rows.append(pools.indices(c, batch_real, generator))
+        seeds.append(None if augment is None else draw_seed(generator))
+    rows = torch.cat(rows).to(pools.x.device).split(batch_real)  # one copy
+    for c, seed in enumerate(seeds):
         if classes is not None and c not in classes:  # another rank's
             continue
+        x_real, xs = pools.x[rows[c]], x_syn[c * ipc : (c + 1) * ipc]
         if augment is not None:
             x_real, xs = augment(x_real, seed), augment(xs, seed)
         g_real = [g.detach() for g in class_grad(net, x_real, c)]
@@ -195,7 +196,7 @@ def distill_dc(
         total = d.images.new_zeros(())
         for o in range(st.outer_loop):
             if uses_bn:
-                freeze_bn(net, torch.cat([pools.sample(c, 16, g) for c in range(K)]))
+                freeze_bn(net, pools.sample(range(K), 16, g))
             loss = match_loss(net, pools, d.images, ipc, st.batch_real, g,
                               st.distance, augment, d.sizes, mine)
             total = total + d.update(loss)

@@ -193,7 +193,7 @@ def distill_dm(
                             **st.model_kwargs).to(dev)
         # a fixed random embedding: gradients go to the images only
         net.requires_grad_(False)
-        x_real = torch.cat([pools.sample(c, st.batch_real, g) for c in range(K)])
+        x_real = pools.sample(range(K), st.batch_real, g)
         aug_seed = draw_seed(g)
         d.zero_grad()
         x_syn, y_syn, xr, yr = d.images, d.labels, x_real, y_real

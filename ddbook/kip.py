@@ -180,7 +180,7 @@ def distill_kip(
         torch.arange(K, device=dev).repeat_interleave(st.target_batch), K)
 
     def step(it, g):
-        x_t = torch.cat([pools.sample(c, st.target_batch, g) for c in range(K)])
+        x_t = pools.sample(range(K), st.target_batch, g)
         k = kip_kernel(st, data, g)
         loss, _ = kip_loss(k(d.images, d.images), k(x_t, d.images), y_s, y_t, st.reg)
         d.update(loss)

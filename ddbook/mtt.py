@@ -34,14 +34,14 @@ def random_batches(
     device=None,
 ) -> list:
     """`steps` index tensors: consecutive chunks of fresh random permutations of
-    `range(n)`."""
+    `range(n)` (drawn on the host, copied to `device` in one go)."""
     out, perm = [], torch.empty(0, dtype=torch.long)
     while len(out) < steps:
         if len(perm) == 0:
             perm = torch.randperm(n, generator=generator)
-        out.append(perm[:batch].to(device))
+        out.append(perm[:batch])
         perm = perm[batch:]
-    return out
+    return list(torch.cat(out).to(device).split([len(b) for b in out]))
 
 def trajectory_loss(
     w_end: torch.Tensor,  # the student's weights after its steps
