@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import importlib
 import math
+import operator
 import os
 import pickle
 import tarfile
@@ -263,7 +264,10 @@ class ClassPools:
         """`n` random images of class `c` (`indices`); of each class of a sequence `c`,
         class after class, drawn in that order (one copy of the indices to the images'
         device, however many classes)."""
-        classes = [c] if isinstance(c, int) else list(c)
+        try:  # one class: an int, a numpy integer or a 0-d integer tensor
+            classes = [operator.index(c)]
+        except TypeError:
+            classes = list(c)
         idx = torch.cat([self.indices(k, n, generator) for k in classes])
         return self.x[idx.to(self.x.device)]
 
