@@ -19,13 +19,13 @@ import torch
 
 from .augment import default_strategy
 from .core import atomic_write_bytes, markdown_table, save_json_atomic
-from .synset import SynSet
+from .synset import SynSet, random_synset
 from .train import EvalProtocol, EvalResult
 
 # %% auto #0
 __all__ = ['METHODS', 'BASELINES', 'LEAN', 'COST', 'TRAJECTORY', 'SELMATCH_SHARE', 'BUDGET', 'PAPER', 'PAPER_DATASET',
            'selmatch_small', 'chapter_params', 'paper_number', 'run_info', 'results_dir', 'chapter_stamp', 'find_run',
-           'load_set', 'run_chapter', 'run_missing', 'results_protocol', 'set_key', 'EvalCache']
+           'load_set', 'run_chapter', 'run_missing', 'results_protocol', 'set_key', 'EvalCache', 'reuse_run']
 
 # %% ../nbs/results.ipynb #fcf0451e
 METHODS = ("dq", "dd", "dc", "dsa", "dm", "idc", "kip", "frepo", "mtt", "datm",
@@ -247,15 +247,43 @@ class EvalCache:
         self.hits = self.computed = 0
 
     def __call__(self, s: SynSet, protocol: EvalProtocol, data, seed: int = 0):
-        key = json.dumps(
-            [set_key(s), data.info.name, asdict(protocol), seed], sort_keys=True
-        )
-        if key in self.entries:
+        e = self.entries.get(self.key(s, protocol, data, seed))
+        if e is not None:
             self.hits += 1
-            e = self.entries[key]
             return EvalResult(e["accs"], e["per_model"])
         res = protocol(s, data, seed)
-        self.entries[key] = {"accs": res.accs, "per_model": res.per_model}
-        save_json_atomic(self.entries, self.path)
+        self.add(s, protocol, data, seed, res.accs)
         self.computed += 1
         return res
+
+    def key(self, s: SynSet, protocol: EvalProtocol, data, seed: int) -> str:
+        return json.dumps(
+            [set_key(s), data.info.name, asdict(protocol), seed], sort_keys=True
+        )
+
+    def add(self, s: SynSet, protocol: EvalProtocol, data, seed: int, accs) -> bool:
+        """File `accs` (every run of every model, in order) as `protocol(s, data,
+        seed)`'s; False, and nothing changed, if it is there already."""
+        key, runs = self.key(s, protocol, data, seed), protocol.runs
+        if key in self.entries: return False
+        per_model = {m: list(accs[i * runs:(i + 1) * runs])
+                     for i, m in enumerate(protocol.models())}
+        self.entries[key] = {"accs": list(accs), "per_model": per_model}
+        save_json_atomic(self.entries, self.path)
+        return True
+
+# %% ../nbs/results.ipynb #f6fd795b
+def reuse_run(cache: EvalCache, run, protocol: EvalProtocol, data, seed: int = 0
+              ) -> int:
+    """File in `cache` the evaluations a chapter's `run` recorded (its saved set and
+    the random set of its IPC), if it evaluated them under `protocol`, `seed` and
+    `data`'s dataset; returns how many it filed."""
+    m = run_info(run) or {}
+    as_json = lambda d: json.dumps(d, sort_keys=True)
+    mine = dict(protocol=as_json(asdict(protocol)), seed=seed, dataset=data.info.name)
+    theirs = dict(protocol=as_json(m.get("protocol")), seed=m.get("seed"),
+                  dataset=m.get("dataset"))
+    if theirs != mine or "random_accs" not in m: return 0
+    sets = [(SynSet.load(run), m["accs"]),
+            (random_synset(data, m["ipc"], seed), m["random_accs"])]
+    return sum(cache.add(s, protocol, data, seed, accs) for s, accs in sets)
