@@ -79,8 +79,9 @@ BUDGET = {
         "selmatch": {1: {"iterations": 300, "syn_steps": 20, "max_start_epoch": 2}},
         # the unroll of its IPC-10 demo: 10 steps x 6 epochs
         "dd": {1: {"epochs": 6}},
-        "dc": {10: {"iterations": 200, "eval_every": 50}},
-        "dsa": {10: {"iterations": 200, "eval_every": 50}},
+        # the paper's 50 epochs of network training between matching steps
+        "dc": {10: {"iterations": 200, "inner_loop": 50, "eval_every": 50}},
+        "dsa": {10: {"iterations": 200, "inner_loop": 50, "eval_every": 50}},
     },
 }
 
