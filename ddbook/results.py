@@ -19,6 +19,7 @@ import torch
 
 from .augment import default_strategy
 from .core import atomic_write_bytes, markdown_table, save_json_atomic
+from .dc import get_loops
 from .synset import SynSet, random_synset
 from .train import EvalProtocol, EvalResult
 
@@ -79,9 +80,11 @@ BUDGET = {
         "selmatch": {1: {"iterations": 300, "syn_steps": 20, "max_start_epoch": 2}},
         # the unroll of its IPC-10 demo: 10 steps x 6 epochs
         "dd": {1: {"epochs": 6}},
-        # the paper's 50 epochs of network training between matching steps
-        "dc": {10: {"iterations": 200, "inner_loop": 50, "eval_every": 50}},
-        "dsa": {10: {"iterations": 200, "inner_loop": 50, "eval_every": 50}},
+        # the papers' epochs of network training between matching steps (DEMO: 5)
+        "dc": {10: {"iterations": 200, "inner_loop": get_loops(10)[1],
+                    "eval_every": 50}},
+        "dsa": {10: {"iterations": 200, "inner_loop": get_loops(10)[1],
+                     "eval_every": 50}},
     },
 }
 
