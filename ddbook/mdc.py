@@ -19,7 +19,7 @@ from .synset import SynSet
 from .train import model_kwargs_for
 
 # %% auto #0
-__all__ = ['BASES', 'Multisize', 'distill_mdc']
+__all__ = ['BASES', 'Multisize', 'distill_mdc', 'multisize_prefix']
 
 # %% ../nbs/mdc.ipynb #04c91523
 class Multisize(Hook):
@@ -152,3 +152,11 @@ def distill_mdc(
     if base not in BASES:
         raise ValueError(f"unknown base {base!r}; choose one of: {', '.join(BASES)}")
     return BASES[base](data, ipc, (Multisize(delta_t, base), *hooks), "mdc", **kw)
+
+# %% ../nbs/mdc.ipynb #a7e1d0c4
+def multisize_prefix(s: SynSet, k: int) -> SynSet:
+    """The first `k` images per class of MDC's set `s`, as a set of IPC `k` (with IDC's
+    base: the k * factor**2 decoded images that k stored ones are)."""
+    p = s.first_k(k * s.meta.get("factor", 1) ** 2)
+    if "stored_ipc" in p.meta: p.meta["stored_ipc"] = k
+    return p

@@ -20,6 +20,7 @@ import torch
 from .augment import default_strategy
 from .core import atomic_write_bytes, markdown_table, save_json_atomic
 from .dc import get_loops
+from .mdc import multisize_prefix
 from .synset import SynSet, random_synset
 from .train import EvalProtocol, EvalResult
 
@@ -85,6 +86,8 @@ BUDGET = {
                     "eval_every": 50}},
         "dsa": {10: {"iterations": 200, "inner_loop": get_loops(10)[1],
                      "eval_every": 50}},
+        # the paper's base (the chapter's demo for it); DM's largest size pays here
+        "mdc": {10: {"base": "idc"}},
     },
 }
 
@@ -175,7 +178,7 @@ def load_set(chapter: str, run, ipc: int, which: str = "final",
     folder = run / "mdc" if chapter == "mdc" else run
     kind = "best" if which == "best" and (folder / "best").is_dir() else "final"
     s = SynSet.load(folder / "best" if kind == "best" else folder)
-    return (s.first_k(ipc) if chapter == "mdc" else s), kind
+    return (multisize_prefix(s, ipc) if chapter == "mdc" else s), kind
 
 # %% ../nbs/results.ipynb #949ea728
 def run_chapter(chapter: str, dataset: str, ipc: int, root="runs/results",

@@ -100,3 +100,21 @@ def test_selmatch_configs_evaluate_as_the_official_scripts(path):
         assert cfg["eval_model"] == "ResNet18BN_Tiny" and cfg["scores"].endswith("forgetting_Tiny.npy")
     else:
         assert cfg["eval_model"] == "ResNet18BN"
+
+
+CHAPTERS = sorted(p.stem for p in (ROOT / "nbs").glob("*.ipynb")
+                  if '"parameters"' in p.read_text())
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_papermill_reads_every_parameter(chapter):
+    """papermill parses each line of the parameters cell; a line it cannot parse (a comment with an '=' in it) makes
+    it warn "Passed unknown parameter" for a name the chapter does define."""
+    import nbformat
+    from papermill.translators import PythonTranslator
+
+    nb = nbformat.reads((ROOT / "nbs" / f"{chapter}.ipynb").read_text(), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    seen = {p.name for p in PythonTranslator.inspect(cell)}
+    missed = sorted(set(parameters_of(chapter)) - seen)
+    assert not missed, f"papermill cannot parse the line of {missed} in nbs/{chapter}.ipynb (an '=' in its comment?)"
