@@ -42,3 +42,16 @@ def test_run_chapter_refuses_a_smoke_run(tmp_path, monkeypatch):
 def test_load_set_rejects_an_unknown_kind(tmp_path):
     with pytest.raises(ValueError, match="'final' or 'best'"):
         load_set("dm", tmp_path, 1, which="last")
+
+
+def test_load_set_takes_mdc_prefixes_in_stored_images(tmp_path):
+    "An MDC set on IDC's base stores factor**2 decoded images per image: IPC 1 is the first 4 of each class."
+    import torch
+    from ddbook.synset import SynSet
+
+    x = torch.arange(120.0).view(120, 1, 1, 1).expand(120, 1, 2, 2).contiguous()
+    meta = {"method": "mdc", "factor": 2, "stored_ipc": 3, "num_classes": 10, "ipc": 12}
+    SynSet(x, torch.arange(10).repeat_interleave(12), meta=meta).save(tmp_path / "mdc")
+    s, kind = load_set("mdc", tmp_path, 1)
+    assert kind == "final" and s.ipc == 4 and s.meta["stored_ipc"] == 1
+    assert s.images[:5, 0, 0, 0].tolist() == [0, 1, 2, 3, 12]
