@@ -101,7 +101,7 @@ def _methods() -> dict:
     return {
         "dd": (dd.distill_dd, (dd.DDSettings,), ("fixed_iterations",)),
         "dc": (dc.distill_dc, (dc.DCSettings,), ()),
-        "dsa": (dsa.distill_dsa, (dc.DCSettings,), ()),
+        "dsa": (dsa.distill_dsa, (dc.DCSettings,), ("compare_dc",)),
         "dm": (dm.distill_dm, (dm.DMSettings,), ()),
         "idc": (idc.distill_idc, (idc.IDCSettings,), ("ablation",)),
         "kip": (kip.distill_kip, (kip.KIPSettings,), ("fc_iterations",)),

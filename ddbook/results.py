@@ -36,6 +36,7 @@ BASELINES = ("random", "herding", "kcenter", "forgetting")
 # the chapter parameters that switch its side experiments off for a results run
 LEAN = {
     "datm": {"ablation": False},
+    "dsa": {"compare_dc": False},  # the DC chapter runs DC itself
     "idc": {"ablation": False},
     "mdc": {"separate": False},
     "selmatch": {"coverage_ipcs": []},

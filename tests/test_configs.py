@@ -122,3 +122,15 @@ def test_papermill_reads_every_parameter(chapter):
     seen = {p.name for p in PythonTranslator.inspect(cell)}
     missed = sorted(set(parameters_of(chapter)) - seen)
     assert not missed, f"papermill cannot parse the line of {missed} in nbs/{chapter}.ipynb (an '=' in its comment?)"
+
+
+def test_the_results_page_passes_only_parameters_its_chapters_define():
+    "A LEAN or BUDGET key the chapter lacks would be injected by papermill and ignored (a warning, not an error)."
+    from ddbook.results import BUDGET, LEAN
+
+    given = {c: set(p) for c, p in LEAN.items()}
+    for per_chapter in BUDGET.values():
+        for c, per_ipc in per_chapter.items():
+            given.setdefault(c, set()).update(*(set(p) for p in per_ipc.values()))
+    unknown = {c: sorted(keys - set(parameters_of(c))) for c, keys in given.items()}
+    assert not any(unknown.values()), f"not parameters of their chapters: {unknown}"

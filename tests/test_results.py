@@ -1,5 +1,6 @@
 """The results chapter's runner: papermill makes a chapter's run where find_run finds it, and
 run_missing leaves a finished run alone."""
+import json
 import os
 from pathlib import Path
 
@@ -55,3 +56,19 @@ def test_load_set_takes_mdc_prefixes_in_stored_images(tmp_path):
     s, kind = load_set("mdc", tmp_path, 1)
     assert kind == "final" and s.ipc == 4 and s.meta["stored_ipc"] == 1
     assert s.images[:5, 0, 0, 0].tolist() == [0, 1, 2, 3, 12]
+
+
+def test_a_lean_dsa_run_skips_its_dc_comparison(tmp_path, monkeypatch):
+    "The DSA chapter with `compare_dc` off (as this page runs it) distils and tables DSA alone."
+    import papermill
+
+    from ddbook.results import LEAN
+
+    monkeypatch.setenv("IN_TEST", "1")  # smoke scale, in a temporary folder
+    monkeypatch.chdir(NBS)
+    out = tmp_path / "dsa.ipynb"
+    papermill.execute_notebook("dsa.ipynb", str(out), parameters=LEAN["dsa"], progress_bar=False, cwd=".")
+    outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
+    text = json.dumps([o.get("data", o.get("text")) for o in outputs])
+    assert "DSA matching (siamese augmentation)" in text and "DC matching (no augmentation)" not in text
+    assert "DC matching was not run" in text
